@@ -1,0 +1,3 @@
+from firmlm.cli import main
+
+main()

@@ -1,0 +1,161 @@
+"""The `firmlm` command line: parse, load the config, call the stages."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from firmlm import __version__
+from firmlm.config import load_config
+from firmlm.errors import FirmlmError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Domain-adapt a code LLM to embedded firmware and measure the gain.")
+models_app = typer.Typer(no_args_is_help=True, help="Prepare and list models.")
+config_app = typer.Typer(no_args_is_help=True, help="Show configs and the config reference.")
+app.add_typer(models_app, name="models")
+app.add_typer(config_app, name="config")
+console = Console(stderr=True)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Run config (YAML).")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a key: --set train.lora.rank=64 (repeatable).")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Redo stages even when their fingerprint is unchanged.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the stages' summary.json to stdout.")]
+
+
+def _setup_logging() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)], force=True)
+    for noisy in ("httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _run(config: Path, sets: list[str] | None, names: list[str], force: bool, as_json: bool) -> None:
+    from firmlm.stages import enabled, run_stages
+
+    cfg = load_config(config, sets or [])
+    wanted = [n for n in names if enabled(cfg, n)] if len(names) > 1 else names
+    results = run_stages(cfg, wanted, force=force)
+    if as_json:
+        print(json.dumps({r.name: r.summary for r in results}, indent=2))
+    report = next((r for r in results if r.name == "report"), None)
+    if report and report.summary.get("headline"):
+        _print_headline(report.summary["headline"], cfg.run_dir / "report" / "report.md")
+    else:
+        for r in results:
+            console.print(f"[bold]{r.name}[/]: {'skipped (unchanged)' if r.skipped else 'done'} → {cfg.run_dir / r.name}")
+
+
+def _print_headline(rows: list[dict], report_path: Path) -> None:
+    table = Table(title="firmlm: base vs adapted (token-weighted perplexity, lower is better)")
+    for col in ("split", "base ppl", "adapted ppl", "reduction", "categories improved"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(
+            r["split"],
+            f"{r['base_ppl']:.3f}",
+            f"{r['adapted_ppl']:.3f}" if r["adapted_ppl"] is not None else "–",
+            f"{r['reduction_pct']:+.1f}%" if r["reduction_pct"] is not None else "–",
+            f"{r['categories_improved']}/{r['categories']}",
+        )
+    Console().print(table)
+    Console().print(f"report: {report_path}")
+
+
+def _stage_command(name: str):
+    def command(config: ConfigOpt, set_: SetOpt = None, force: ForceOpt = False, as_json: JsonOpt = False) -> None:
+        _run(config, set_, [name], force, as_json)
+
+    command.__doc__ = f"Run only the {name} stage."
+    return command
+
+
+@app.command()
+def run(config: ConfigOpt, set_: SetOpt = None, force: ForceOpt = False, as_json: JsonOpt = False) -> None:
+    """Run every enabled stage: corpus → train → eval → report."""
+    from firmlm.stages import ORDER
+
+    _run(config, set_, list(ORDER), force, as_json)
+
+
+for _name in ("corpus", "train", "eval", "report"):
+    app.command(name=_name)(_stage_command(_name))
+
+
+@models_app.command("prepare")
+def models_prepare(ref: str) -> None:
+    """Make a model reference loadable offline (bundled: dequantize once; tiny: build) and print its folder."""
+    from firmlm import models
+
+    print(models.prepare(ref))
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Known references and the folders already in the firmlm cache."""
+    from firmlm import models
+
+    print("references: " + ", ".join([*(f"bundled:{k}" for k in models.BUNDLED), *(f"tiny:{a}" for a in models.TINY_ARCHS), "<hub org/name>", "<folder>"]))
+    print(f"cache: {models.cache_dir() / 'models'}")
+    for name in models.list_prepared():
+        print(f"  {name}")
+
+
+@config_app.command("show")
+def config_show(config: ConfigOpt, set_: SetOpt = None) -> None:
+    """Print the resolved config (defaults filled in, overrides applied)."""
+    from firmlm.config import dump_config
+
+    print(dump_config(load_config(config, set_ or [])), end="")
+
+
+@config_app.command("reference")
+def config_reference() -> None:
+    """Print the config reference (every key, type, default, meaning) as Markdown."""
+    from firmlm.config_reference import render
+
+    print(render(), end="")
+
+
+@app.command()
+def version() -> None:
+    """Print the firmlm version."""
+    print(__version__)
+
+
+def main() -> None:
+    _setup_logging()
+    try:
+        app(standalone_mode=False)
+    except FirmlmError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors come through here with standalone_mode=False
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        raise
