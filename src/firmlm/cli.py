@@ -29,6 +29,7 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Run config (YAM
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a key: --set train.lora.rank=64 (repeatable).")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Redo stages even when their fingerprint is unchanged.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the stages' summary.json to stdout.")]
+ResumeOpt = Annotated[str | None, typer.Option("--resume", help="Continue training from `auto` (latest checkpoint) or a checkpoint folder.")]
 
 
 def _setup_logging() -> None:
@@ -45,12 +46,12 @@ def _setup_logging() -> None:
         pass
 
 
-def _run(config: Path, sets: list[str] | None, names: list[str], force: bool, as_json: bool) -> None:
+def _run(config: Path, sets: list[str] | None, names: list[str], force: bool, as_json: bool, resume: str | None = None) -> None:
     from firmlm.stages import enabled, run_stages
 
     cfg = load_config(config, sets or [])
     wanted = [n for n in names if enabled(cfg, n)] if len(names) > 1 else names
-    results = run_stages(cfg, wanted, force=force)
+    results = run_stages(cfg, wanted, force=force, resume=resume)
     if as_json:
         print(json.dumps({r.name: r.summary for r in results}, indent=2))
     report = next((r for r in results if r.name == "report"), None)
@@ -78,23 +79,39 @@ def _print_headline(rows: list[dict], report_path: Path) -> None:
 
 
 def _stage_command(name: str):
-    def command(config: ConfigOpt, set_: SetOpt = None, force: ForceOpt = False, as_json: JsonOpt = False) -> None:
-        _run(config, set_, [name], force, as_json)
+    def command(config: ConfigOpt, set_: SetOpt = None, force: ForceOpt = False, as_json: JsonOpt = False,
+                resume: ResumeOpt = None) -> None:
+        _run(config, set_, [name], force, as_json, resume)
 
     command.__doc__ = f"Run only the {name} stage."
     return command
 
 
 @app.command()
-def run(config: ConfigOpt, set_: SetOpt = None, force: ForceOpt = False, as_json: JsonOpt = False) -> None:
+def run(config: ConfigOpt, set_: SetOpt = None, force: ForceOpt = False, as_json: JsonOpt = False,
+        resume: ResumeOpt = None) -> None:
     """Run every enabled stage: corpus → train → eval → report."""
     from firmlm.stages import ORDER
 
-    _run(config, set_, list(ORDER), force, as_json)
+    _run(config, set_, list(ORDER), force, as_json, resume)
 
 
 for _name in ("corpus", "train", "eval", "report"):
     app.command(name=_name)(_stage_command(_name))
+
+
+@app.command()
+def export(config: ConfigOpt, set_: SetOpt = None,
+           out: Annotated[Path | None, typer.Option("--out", help="Folder for the merged model (default RUN/train/merged).")] = None) -> None:
+    """Merge the trained adapter into the base model and save a plain transformers folder."""
+    from firmlm.runs import RunDir
+    from firmlm.train.export import export_merged
+
+    cfg = load_config(config, set_ or [])
+    run = RunDir(cfg.run_dir)
+    run.require("train")
+    target = export_merged(cfg.model, run.stage_path("train") / "final", out or run.stage_path("train") / "merged")
+    print(target)
 
 
 @models_app.command("prepare")
@@ -143,7 +160,8 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except FirmlmError as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        prefix = "[red]error:[/]" if exc.exit_code else "[yellow]stopped:[/]"
+        console.print(f"{prefix} {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         console.print("interrupted")

@@ -79,6 +79,10 @@ class CorpusConfig(Strict):
         0.05, ge=0.0, lt=1.0, description="Share of each train repository's files held back as `indomain`."
     )
     max_file_bytes: int = Field(1_000_000, ge=1, description="Larger files are skipped with a reason.")
+    max_chunk_chars: int = Field(
+        7500, ge=100, description="Files longer than this are split at function/blank-line boundaries."
+    )
+    min_chunk_chars: int = Field(50, ge=0, description="Trailing chunks shorter than this are merged or dropped.")
     shard_rows: int = Field(5000, ge=1, description="Documents per parquet shard.")
 
     @field_validator("sources")
@@ -104,6 +108,15 @@ class LoraConfig(Strict):
     )
 
 
+class MonitorConfig(Strict):
+    """Stability monitor thresholds."""
+
+    window: int = Field(20, ge=2, description="Steps in the moving mean that spikes are compared with.")
+    loss_spike_ratio: float = Field(1.5, gt=1.0, description="Loss above this x the window mean is a spike.")
+    grad_spike_ratio: float = Field(2.0, gt=1.0, description="Grad norm above this x the window mean is a spike.")
+    nan_patience: int = Field(3, ge=1, description="Consecutive NaN/Inf steps that trigger an emergency checkpoint.")
+
+
 class TrainConfig(Strict):
     """Continual pretraining with LoRA."""
 
@@ -125,7 +138,13 @@ class TrainConfig(Strict):
         "auto", description="`auto`: bf16 on GPUs that support it and bf16 autocast on CPUs with native bf16 (AVX512-BF16/AMX), else fp32."
     )
     gradient_checkpointing: bool = Field(False, description="Recompute activations (non-reentrant) to save memory.")
+    save_steps: int = Field(0, ge=0, description="Checkpoint every N steps (0: only emergency checkpoints).")
+    keep_checkpoints: int = Field(3, ge=1, description="Regular checkpoints kept (oldest deleted first).")
+    report_to: list[Literal["wandb", "tensorboard", "mlflow"]] = Field(
+        default_factory=list, description="Trackers besides metrics.jsonl (their packages: extra `tracking`)."
+    )
     lora: LoraConfig = Field(default_factory=LoraConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
 
 
 class EvalConfig(Strict):

@@ -23,3 +23,9 @@ class ModelError(FirmlmError):
 
 class StageError(FirmlmError):
     """A stage cannot run because an input artifact is missing or malformed."""
+
+
+class TrainingInterrupted(FirmlmError):
+    """Training stopped on a signal or repeated NaN after saving an emergency checkpoint (exit 0)."""
+
+    exit_code = 0

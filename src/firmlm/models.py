@@ -189,8 +189,9 @@ def _build_tiny(arch: str, out: Path) -> None:
     config = _tiny_config(
         arch, len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.bos_token_id
     )
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config)
+    with torch.random.fork_rng(devices=[]):  # deterministic weights without touching the caller's RNG
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(config)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
 

@@ -98,6 +98,26 @@ class RunDir:
         return summary
 
     @contextmanager
+    def stage_in_place(self, name: str, fp: str, fresh: bool) -> Iterator[StageOutput]:
+        """For stages that keep resumable state (train): work in RUN/<name> itself.
+
+        Files inside are written atomically by the stage; summary.json is removed at the start and written
+        last, so the stage counts as done only when it finished. ``fresh`` empties the folder first.
+        """
+        path = self.stage_path(name)
+        if fresh and path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / SUMMARY).unlink(missing_ok=True)
+        out = StageOutput(name=name, path=path, fingerprint=fp)
+        started = time.time()
+        yield out
+        out.summary.update(
+            {"stage": name, "fingerprint": fp, "seconds": round(time.time() - started, 2), "version": __version__}
+        )
+        atomic_write_json(path / SUMMARY, out.summary)
+
+    @contextmanager
     def stage(self, name: str, fp: str) -> Iterator[StageOutput]:
         """Yield a temporary folder; on success publish it as RUN/<name> with summary.json last."""
         self.root.mkdir(parents=True, exist_ok=True)

@@ -40,20 +40,20 @@ def fingerprints(cfg: FirmlmConfig) -> dict[str, str]:
     return {"corpus": corpus, "train": train, "eval": evaluate, "report": report}
 
 
-def _corpus(cfg: FirmlmConfig, run: RunDir, out) -> None:
+def _corpus(cfg: FirmlmConfig, run: RunDir, out, resume: str | None = None) -> None:
     from firmlm.corpus.build import build_corpus
 
     build_corpus(cfg.corpus, cfg.seed, out)
 
 
-def _train(cfg: FirmlmConfig, run: RunDir, out) -> None:
+def _train(cfg: FirmlmConfig, run: RunDir, out, resume: Path | None = None) -> None:
     from firmlm.train.stage import run_train
 
     run.require("corpus")
-    run_train(cfg.train, cfg.model, run.stage_path("corpus"), cfg.seed, out)
+    run_train(cfg.train, cfg.model, run.stage_path("corpus"), cfg.seed, out, resume=resume)
 
 
-def _eval(cfg: FirmlmConfig, run: RunDir, out) -> None:
+def _eval(cfg: FirmlmConfig, run: RunDir, out, resume: str | None = None) -> None:
     from firmlm.evaluate.stage import run_eval
     from firmlm.train.stage import use_bf16
 
@@ -65,13 +65,13 @@ def _eval(cfg: FirmlmConfig, run: RunDir, out) -> None:
     run_eval(cfg.eval, cfg.model, run.stage_path("corpus"), train_dir, cfg.seed, use_bf16(cfg.train), out)
 
 
-def _report(cfg: FirmlmConfig, run: RunDir, out) -> None:
+def _report(cfg: FirmlmConfig, run: RunDir, out, resume: str | None = None) -> None:
     from firmlm.report.render import render_report
 
     render_report(run.root, out)
 
 
-RUNNERS: dict[str, Callable[[FirmlmConfig, RunDir, Any], None]] = {
+RUNNERS: dict[str, Callable[..., None]] = {
     "corpus": _corpus,
     "train": _train,
     "eval": _eval,
@@ -94,8 +94,13 @@ def preflight(cfg: FirmlmConfig, names: list[str]) -> None:
         check_sources(cfg.corpus)
 
 
-def run_stages(cfg: FirmlmConfig, names: list[str], force: bool = False) -> list[StageResult]:
-    """Run the named stages in pipeline order, skipping those whose fingerprint is unchanged."""
+def run_stages(cfg: FirmlmConfig, names: list[str], force: bool = False, resume: str | None = None) -> list[StageResult]:
+    """Run the named stages in pipeline order, skipping those whose fingerprint is unchanged.
+
+    ``resume`` (``auto`` or a checkpoint folder) continues an interrupted train stage.
+    """
+    from firmlm.train.checkpoints import resolve_resume
+
     preflight(cfg, names)
     run = RunDir(cfg.run_dir)
     run.root.mkdir(parents=True, exist_ok=True)
@@ -110,7 +115,12 @@ def run_stages(cfg: FirmlmConfig, names: list[str], force: bool = False) -> list
             results.append(StageResult(name, True, run.summary(name) or {}))
             continue
         log.info("%s: running", name)
-        with run.stage(name, fps[name]) as out:
-            RUNNERS[name](cfg, run, out)
+        if name == "train":
+            checkpoint = resolve_resume(run.stage_path(name), resume, fps[name])
+            with run.stage_in_place(name, fps[name], fresh=checkpoint is None) as out:
+                RUNNERS[name](cfg, run, out, resume=checkpoint)
+        else:
+            with run.stage(name, fps[name]) as out:
+                RUNNERS[name](cfg, run, out)
         results.append(StageResult(name, False, run.summary(name) or {}))
     return results

@@ -39,3 +39,11 @@ def test_document_masking_isolates_packed_documents():
         unmasked = model(input_ids=item["input_ids"][None], use_cache=False).logits[0]
     torch.testing.assert_close(packed[len(a):], alone, atol=1e-5, rtol=1e-4)
     assert not torch.allclose(unmasked[len(a):], alone, atol=1e-3)
+
+
+def test_spread_indices_cover_the_split_in_order():
+    from firmlm.train.stage import spread_indices
+
+    assert spread_indices([10] * 5, 100) == [0, 1, 2, 3, 4]
+    picked = spread_indices([10] * 100, 250)
+    assert picked == list(range(0, 100, 4)) and picked[-1] > 90

@@ -12,6 +12,7 @@ from typing import Any
 
 from firmlm.config import CorpusConfig, SourceConfig
 from firmlm.corpus.categories import Categorizer, load_rules
+from firmlm.corpus.chunking import chunk_text
 from firmlm.corpus.debian import AptSourceFetcher
 from firmlm.corpus.reader import kind_of, read_tree, spdx_license
 from firmlm.corpus.shards import write_shards
@@ -93,6 +94,8 @@ class Accounting:
         self.by_category: dict[str, Counter[str]] = defaultdict(Counter)
         self.by_split = Counter[str]()
         self.chars_by_split = Counter[str]()
+        self.chunks = 0
+        self.docs = Counter[str]()
 
     def drop(self, repo: str, path: str, reason: str) -> None:
         self.drops[reason] += 1
@@ -101,7 +104,7 @@ class Accounting:
 
 
 def documents(source: ResolvedSource, cfg: CorpusConfig, seed: int, cat: Categorizer, acc: Accounting) -> Iterator[dict[str, Any]]:
-    """Documents of one source, in path order, with a ``// File:`` header."""
+    """Documents of one source in path order: each kept file, chunked, every chunk with a ``// File:`` header."""
     src = source.config
     for rec in read_tree(source.root, tuple(cfg.extensions), src.include, src.exclude, src.max_files, cfg.max_file_bytes):
         acc.read[src.name] += 1
@@ -110,23 +113,32 @@ def documents(source: ResolvedSource, cfg: CorpusConfig, seed: int, cat: Categor
             continue
         category = cat(src.name, rec.path, rec.text)
         split = split_of(src.role, src.name, rec.path, seed, cfg.indomain_fraction)
-        text = f"// File: {src.name}/{rec.path}\n{rec.text}"
+        license_id = spdx_license(rec.text) or ""
+        header = f"// File: {src.name}/{rec.path}\n"
         acc.kept[src.name] += 1
-        acc.by_category[category][split] += 1
-        acc.by_split[split] += 1
-        acc.chars_by_split[split] += len(text)
-        yield {
-            "text": text,
-            "category": category,
-            "split": split,
-            "source": source.origin,
-            "repo": src.name,
-            "path": rec.path,
-            "kind": kind_of(rec.path),
-            "license": spdx_license(rec.text) or "",
-            "doc_id": doc_id(src.name, rec.path),
-            "n_chars": len(text),
-        }
+        for i, piece in enumerate(chunk_text(rec.text, cfg.max_chunk_chars, cfg.min_chunk_chars)):
+            if len(piece.strip()) < cfg.min_chunk_chars and i > 0:
+                acc.drop(src.name, f"{rec.path}#{i}", "chunk-too-short")
+                continue
+            text = header + piece
+            acc.by_category[category][split] += 1
+            acc.by_split[split] += 1
+            acc.chars_by_split[split] += len(text)
+            acc.chunks += 1
+            acc.docs[src.name] += 1
+            yield {
+                "text": text,
+                "category": category,
+                "split": split,
+                "source": source.origin,
+                "repo": src.name,
+                "path": rec.path,
+                "chunk": i,
+                "kind": kind_of(rec.path),
+                "license": license_id,
+                "doc_id": doc_id(src.name, f"{rec.path}#{i}"),
+                "n_chars": len(text),
+            }
 
 
 def interleave(streams: list[list[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
@@ -151,12 +163,14 @@ def build_corpus(cfg: CorpusConfig, seed: int, out: StageOutput) -> None:
     manifest = {
         "inputs": [
             {"name": s.config.name, "kind": s.config.kind, "role": s.config.role, "origin": s.origin, **s.info,
-             "files_read": acc.read[s.config.name], "documents": acc.kept[s.config.name]}
+             "files_read": acc.read[s.config.name], "files_kept": acc.kept[s.config.name],
+             "documents": acc.docs[s.config.name]}
             for s in sources
         ],
         "unavailable_sources": unavailable,
         "category_rules": cat.source,
-        "counts": {"files_read": sum(acc.read.values()), "documents": sum(acc.kept.values()), "shards": len(shards)},
+        "counts": {"files_read": sum(acc.read.values()), "files_kept": sum(acc.kept.values()),
+                   "documents": acc.chunks, "shards": len(shards)},
         "drops": dict(sorted(acc.drops.items())),
         "drop_examples": dict(acc.examples),
         "per_split": dict(acc.by_split),

@@ -20,6 +20,7 @@ SCHEMA = pa.schema(
         ("source", pa.string()),
         ("repo", pa.string()),
         ("path", pa.string()),
+        ("chunk", pa.int32()),
         ("kind", pa.string()),
         ("license", pa.string()),
         ("doc_id", pa.string()),

@@ -12,19 +12,9 @@ from firmlm.errors import StageError
 from firmlm.evaluate.perplexity import aggregate, score_texts
 from firmlm.evaluate.samples import select_samples
 from firmlm.runs import StageOutput, atomic_write_json
+from firmlm.train.export import load_merged
 
 log = logging.getLogger(__name__)
-
-
-def load_adapted(model_ref: str, adapter_dir: Path):
-    """Base model with the trained adapter merged in (merged models score ~15% faster)."""
-    from peft import PeftModel
-
-    if not (adapter_dir / "adapter_config.json").is_file():
-        raise StageError(f"{adapter_dir}: no adapter_config.json; run `firmlm train` first")
-    base, tokenizer = models.load(model_ref)
-    model = PeftModel.from_pretrained(base, str(adapter_dir))
-    return model.merge_and_unload(), tokenizer
 
 
 def reductions(base: dict, other: dict) -> dict:
@@ -51,7 +41,7 @@ def run_eval(cfg: EvalConfig, model_ref: str, corpus_dir: Path, train_dir: Path 
     texts = [s.text for s in samples]
     loaders = {"base": lambda: models.load(model_ref)}
     if train_dir is not None:
-        loaders["adapted"] = lambda: load_adapted(model_ref, train_dir / "final")
+        loaders["adapted"] = lambda: load_merged(model_ref, train_dir / "final")  # merged scores ~15% faster
     results: dict = {"models": {}, "samples": len(samples), "splits": list(cfg.splits)}
     for name, loader in loaders.items():
         model, tokenizer = loader()

@@ -148,8 +148,9 @@ def render_report(run_root: Path, out: StageOutput) -> None:
         c = manifest["counts"]
         md += ["## Corpus", "", f"{c['documents']} documents from {len(manifest['inputs'])} sources "
                f"({c['files_read']} files read, {sum(manifest['drops'].values())} skipped).", "",
-               "| source | role | origin | documents |", "|---|---|---|---:|"]
-        md += [f"| {i['name']} | {i['role']} | {i['origin']} | {i['documents']} |" for i in manifest["inputs"]]
+               "| source | role | origin | files | documents |", "|---|---|---|---:|---:|"]
+        md += [f"| {i['name']} | {i['role']} | {i['origin']} | {i['files_kept']} | {i['documents']} |"
+               for i in manifest["inputs"]]
         md += ["", "| split | documents |", "|---|---:|"] + [f"| {k} | {v} |" for k, v in manifest["per_split"].items()]
         if manifest["drops"]:
             md += ["", "Skipped files by reason: " + ", ".join(f"{k} {v}" for k, v in manifest["drops"].items())]

@@ -44,6 +44,19 @@ def apply_lora(model: Any, cfg: LoraConfig) -> Any:
     return get_peft_model(model, peft_cfg)
 
 
+def lean_adapter_saves(peft_model: Any) -> Any:
+    """Make every save of this model (checkpoints, final) store only adapter weights: the frozen base
+    embedding matrices are never copied, even when embed_tokens/lm_head carry adapters."""
+    save = type(peft_model).save_pretrained
+
+    def save_pretrained(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("save_embedding_layers", False)
+        return save(peft_model, *args, **kwargs)
+
+    peft_model.save_pretrained = save_pretrained
+    return peft_model
+
+
 def adapter_stats(model: Any) -> dict[str, int]:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())

@@ -1,4 +1,13 @@
-"""Per-step metrics (raw values, one JSON line per optimizer step) and the wall-time budget."""
+"""Stability monitor: raw per-step metrics, NaN/Inf and spike anomalies, and the wall-time budget.
+
+One JSON line per optimizer step goes to ``metrics.jsonl`` (raw values: requires ``logging_steps=1``).
+Anomalies go to ``anomalies.jsonl`` with a decoded preview of the step's batch:
+- ``nonfinite_loss`` / ``nonfinite_grad``: NaN or Inf (the optimizer step is skipped by GuardedAdamW);
+  after ``nan_patience`` such steps in a row the monitor asks for an emergency checkpoint and a stop;
+- ``loss_spike``: loss above ``loss_spike_ratio`` x the mean of the last ``window`` finite losses;
+- ``grad_norm_spike``: grad norm above ``grad_spike_ratio`` x the mean of the last ``window`` norms.
+Its state (windows, counters) is saved in checkpoints and restored on resume.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +15,8 @@ import json
 import logging
 import math
 import time
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,66 +24,150 @@ from transformers import TrainerCallback
 
 log = logging.getLogger(__name__)
 LOG_EVERY = 10
+MIN_HISTORY = 5
 
 
-class StepMetrics(TrainerCallback):
-    """Writes ``metrics.jsonl``: step, loss, grad_norm, lr, lr_embed, tokens, tokens_per_s.
+class TrainingMonitor(TrainerCallback):
+    """Writes metrics and anomalies; requests emergency stops; enforces the time budget."""
 
-    Requires ``logging_steps=1`` so the logged loss is the step's own loss, not an average.
-    Stops training at the next step boundary once ``max_seconds`` of training have passed.
-    """
-
-    def __init__(self, path: Path, tokens_per_step: int, max_seconds: float | None = None):
-        self.path = path
+    def __init__(
+        self,
+        train_dir: Path,
+        tokens_per_step: int,
+        preview: Callable[[], str] | None = None,
+        max_seconds: float | None = None,
+        window: int = 20,
+        loss_spike_ratio: float = 1.5,
+        grad_spike_ratio: float = 2.0,
+        nan_patience: int = 3,
+    ):
+        self.metrics_path = train_dir / "metrics.jsonl"
+        self.anomalies_path = train_dir / "anomalies.jsonl"
         self.tokens_per_step = tokens_per_step
+        self.preview = preview or (lambda: "")
+        self.raw_loss: Callable[[], float | None] = lambda: None
         self.max_seconds = max_seconds
+        self.loss_spike_ratio = loss_spike_ratio
+        self.grad_spike_ratio = grad_spike_ratio
+        self.nan_patience = nan_patience
+        self.losses: deque[float] = deque(maxlen=window)
+        self.grad_norms: deque[float] = deque(maxlen=window)
+        self.consecutive_nonfinite = 0
+        self.counts: dict[str, int] = {}
         self.started: float | None = None
-        self.first_step: int = 0
+        self.first_step = 0
         self.lrs: dict[str, float] = {}
-        self.stopped_for_time = False
+        self.stop_reason: str | None = None
+        self.emergency_requested = False
         self.last: dict[str, Any] = {}
 
+    # --- state that survives resume ---
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "losses": list(self.losses),
+            "grad_norms": list(self.grad_norms),
+            "consecutive_nonfinite": self.consecutive_nonfinite,
+            "counts": dict(self.counts),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.losses.extend(state.get("losses", []))
+        self.grad_norms.extend(state.get("grad_norms", []))
+        self.consecutive_nonfinite = int(state.get("consecutive_nonfinite", 0))
+        self.counts = dict(state.get("counts", {}))
+
+    # --- callback hooks ---
     def on_train_begin(self, args, state, control, **kwargs):
         self.started = time.perf_counter()
         self.first_step = state.global_step
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
 
     def on_step_begin(self, args, state, control, optimizer=None, **kwargs):
         if optimizer is not None:
             self.lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.max_seconds is not None and self.started is not None:
+        if self.max_seconds is not None and self.started is not None and not control.should_training_stop:
             if time.perf_counter() - self.started >= self.max_seconds:
-                self.stopped_for_time = True
+                self.stop_reason = "time_budget"
                 control.should_training_stop = True
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
         if "loss" not in logs or self.started is None:
             return
+        step = state.global_step
+        raw = self.raw_loss()
+        loss = raw if raw is not None else _num(logs.get("loss"))
+        grad_norm = _num(logs.get("grad_norm"))
         elapsed = time.perf_counter() - self.started
-        done = state.global_step - self.first_step
+        done = step - self.first_step
         record = {
-            "step": state.global_step,
-            "loss": _num(logs.get("loss")),
-            "grad_norm": _num(logs.get("grad_norm")),
+            "step": step,
+            "loss": loss,
+            "grad_norm": grad_norm,
             "lr": self.lrs.get("main"),
             "lr_embed": self.lrs.get("embed"),
-            "tokens": state.global_step * self.tokens_per_step,
+            "tokens": step * self.tokens_per_step,
             "tokens_per_s": round(done * self.tokens_per_step / elapsed, 2) if elapsed > 0 else None,
             "elapsed_s": round(elapsed, 3),
         }
         self.last = record
-        if state.global_step % LOG_EVERY == 0 or state.global_step == 1:
-            log.info("step %d/%d loss %.4f grad_norm %.3f lr %.2e %.0f tokens/s", state.global_step, state.max_steps,
-                     record["loss"], record["grad_norm"] or 0.0, record["lr"] or 0.0, record["tokens_per_s"] or 0.0)
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        _append(self.metrics_path, record)
+        self._check(step, loss, grad_norm, control)
+        if step % LOG_EVERY == 0 or step == 1:
+            log.info("step %d/%d loss %.4f grad_norm %.3f lr %.2e %.0f tokens/s", step, state.max_steps,
+                     loss, grad_norm if grad_norm is not None else float("nan"), record["lr"] or 0.0,
+                     record["tokens_per_s"] or 0.0)
+
+    def _check(self, step: int, loss: float, grad_norm: float | None, control) -> None:
+        finite_loss = math.isfinite(loss)
+        finite_grad = grad_norm is None or math.isfinite(grad_norm)
+        if not (finite_loss and finite_grad):
+            self.consecutive_nonfinite += 1
+            self._anomaly(step, "nonfinite_loss" if not finite_loss else "nonfinite_grad", loss=loss, grad_norm=grad_norm,
+                          consecutive=self.consecutive_nonfinite)
+            if self.consecutive_nonfinite >= self.nan_patience and not self.emergency_requested:
+                self.emergency_requested = True
+                self.stop_reason = f"{self.consecutive_nonfinite} consecutive non-finite steps"
+                control.should_save = True
+                control.should_training_stop = True
+            return
+        self.consecutive_nonfinite = 0
+        if len(self.losses) >= MIN_HISTORY:
+            mean = sum(self.losses) / len(self.losses)
+            if loss > self.loss_spike_ratio * mean:
+                self._anomaly(step, "loss_spike", loss=loss, window_mean=round(mean, 4))
+        if grad_norm is not None and len(self.grad_norms) >= MIN_HISTORY:
+            mean = sum(self.grad_norms) / len(self.grad_norms)
+            if grad_norm > self.grad_spike_ratio * mean:
+                self._anomaly(step, "grad_norm_spike", grad_norm=grad_norm, window_mean=round(mean, 4))
+        self.losses.append(loss)
+        if grad_norm is not None:
+            self.grad_norms.append(grad_norm)
+
+    def _anomaly(self, step: int, kind: str, **figures: Any) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        record = {"step": step, "kind": kind, **figures, "batch_preview": self.preview()}
+        _append(self.anomalies_path, record)
+        log.warning("step %d: %s %s", step, kind, {k: v for k, v in figures.items()})
+
+
+def _append(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
+        fh.flush()
 
 
 def _num(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else float("nan")
+    return None if value is None else float(value)
+
+
+def truncate_jsonl(path: Path, last_step: int) -> None:
+    """Drop lines after ``last_step`` (a resumed run rewrites them); written atomically."""
+    from firmlm.runs import atomic_write_text
+
+    if not path.is_file():
+        return
+    keep = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and json.loads(ln)["step"] <= last_step]
+    atomic_write_text(path, "".join(ln + "\n" for ln in keep))

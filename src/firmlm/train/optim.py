@@ -33,7 +33,9 @@ def cosine_factor(step: int, total: int, warmup: int, floor: float) -> float:
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     groups = param_groups(model, cfg)
-    opt = torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=1e-8)
+    from firmlm.train.trainer import GuardedAdamW
+
+    opt = GuardedAdamW(groups, betas=(0.9, 0.999), eps=1e-8)
     warmup = int(round(cfg.warmup_ratio * cfg.max_steps))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: cosine_factor(s, cfg.max_steps, warmup, cfg.min_lr_ratio)

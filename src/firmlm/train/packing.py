@@ -8,7 +8,7 @@ predicted from the previous document.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,7 +104,3 @@ class PackedDataset(Dataset):
             "labels": torch.from_numpy(labels_for(ids, pos)),
         }
 
-
-def iter_texts(rows: Iterable[dict]) -> Iterator[str]:
-    for row in rows:
-        yield row["text"]
