@@ -10,6 +10,7 @@ References:
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import logging
 import os
@@ -81,19 +82,23 @@ def prepare(ref: str) -> Path:
     target = cache_dir() / "models" / f"{mref.slug}-{CACHE_LAYOUT_VERSION}"
     if (target / "config.json").is_file():
         return target
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        if mref.kind == "bundled":
-            _convert_bundled(mref.name, tmp)
-        else:
-            _build_tiny(mref.name, tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # several processes (ranks, test workers) build it once
+        if (target / "config.json").is_file():
+            return target
+        tmp = target.with_name(target.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        try:
+            if mref.kind == "bundled":
+                _convert_bundled(mref.name, tmp)
+            else:
+                _build_tiny(mref.name, tmp)
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -104,18 +104,24 @@ class RunDir:
         Files inside are written atomically by the stage; summary.json is removed at the start and written
         last, so the stage counts as done only when it finished. ``fresh`` empties the folder first.
         """
+        from firmlm.train.distributed import barrier, is_main_process
+
         path = self.stage_path(name)
-        if fresh and path.exists():
-            shutil.rmtree(path)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / SUMMARY).unlink(missing_ok=True)
+        if is_main_process():
+            if fresh and path.exists():
+                shutil.rmtree(path)
+            path.mkdir(parents=True, exist_ok=True)
+            (path / SUMMARY).unlink(missing_ok=True)
+        barrier()
         out = StageOutput(name=name, path=path, fingerprint=fp)
         started = time.time()
         yield out
         out.summary.update(
             {"stage": name, "fingerprint": fp, "seconds": round(time.time() - started, 2), "version": __version__}
         )
-        atomic_write_json(path / SUMMARY, out.summary)
+        barrier()
+        if is_main_process():
+            atomic_write_json(path / SUMMARY, out.summary)
 
     @contextmanager
     def stage(self, name: str, fp: str) -> Iterator[StageOutput]:

@@ -100,11 +100,15 @@ def run_stages(cfg: FirmlmConfig, names: list[str], force: bool = False, resume:
     ``resume`` (``auto`` or a checkpoint folder) continues an interrupted train stage.
     """
     from firmlm.train.checkpoints import resolve_resume
+    from firmlm.train.distributed import barrier, ensure_process_group, is_main_process
 
     preflight(cfg, names)
+    ensure_process_group()  # launched with several processes: only the main one writes shared artifacts
     run = RunDir(cfg.run_dir)
-    run.root.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run.root / "config.yaml", dump_config(cfg))
+    if is_main_process():
+        run.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run.root / "config.yaml", dump_config(cfg))
+    barrier()
     fps = fingerprints(cfg)
     results = []
     for name in ORDER:
@@ -115,12 +119,14 @@ def run_stages(cfg: FirmlmConfig, names: list[str], force: bool = False, resume:
             results.append(StageResult(name, True, run.summary(name) or {}))
             continue
         log.info("%s: running", name)
-        if name == "train":
+        if name == "train":  # every process trains
             checkpoint = resolve_resume(run.stage_path(name), resume, fps[name])
             with run.stage_in_place(name, fps[name], fresh=checkpoint is None) as out:
                 RUNNERS[name](cfg, run, out, resume=checkpoint)
         else:
-            with run.stage(name, fps[name]) as out:
-                RUNNERS[name](cfg, run, out)
+            if is_main_process():
+                with run.stage(name, fps[name]) as out:
+                    RUNNERS[name](cfg, run, out)
+            barrier()
         results.append(StageResult(name, False, run.summary(name) or {}))
     return results

@@ -22,6 +22,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from firmlm.train.distributed import any_rank, is_main_process
+
 log = logging.getLogger(__name__)
 LOG_EVERY = 10
 MIN_HISTORY = 5
@@ -88,7 +90,7 @@ class TrainingMonitor(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.max_seconds is not None and self.started is not None and not control.should_training_stop:
-            if time.perf_counter() - self.started >= self.max_seconds:
+            if any_rank(time.perf_counter() - self.started >= self.max_seconds):
                 self.stop_reason = "time_budget"
                 control.should_training_stop = True
 
@@ -113,9 +115,10 @@ class TrainingMonitor(TrainerCallback):
             "elapsed_s": round(elapsed, 3),
         }
         self.last = record
-        _append(self.metrics_path, record)
+        if is_main_process():
+            _append(self.metrics_path, record)
         self._check(step, loss, grad_norm, control)
-        if step % LOG_EVERY == 0 or step == 1:
+        if is_main_process() and (step % LOG_EVERY == 0 or step == 1):
             log.info("step %d/%d loss %.4f grad_norm %.3f lr %.2e %.0f tokens/s", step, state.max_steps,
                      loss, grad_norm if grad_norm is not None else float("nan"), record["lr"] or 0.0,
                      record["tokens_per_s"] or 0.0)
@@ -148,6 +151,8 @@ class TrainingMonitor(TrainerCallback):
 
     def _anomaly(self, step: int, kind: str, **figures: Any) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1
+        if not is_main_process():
+            return
         record = {"step": step, "kind": kind, **figures, "batch_preview": self.preview()}
         _append(self.anomalies_path, record)
         log.warning("step %d: %s %s", step, kind, {k: v for k, v in figures.items()})

@@ -20,6 +20,7 @@ from firmlm.config import TrainConfig
 from firmlm.corpus.shards import read_documents
 from firmlm.errors import StageError, TrainingInterrupted
 from firmlm.runs import StageOutput
+from firmlm.train.distributed import is_main_process, world_size
 from firmlm.train.lora import adapter_stats, apply_lora, lean_adapter_saves, target_modules
 from firmlm.train.monitor import TrainingMonitor, truncate_jsonl
 from firmlm.train.optim import build_optimizer
@@ -100,7 +101,7 @@ def spread_indices(n_chars: list[int], needed_chars: int) -> list[int]:
 
 def load_blocks(corpus_dir: Path, tokenizer, cfg: TrainConfig):
     """Tokenize the train split in corpus order (only what max_steps needs, spread over the split) and pack it."""
-    tokens_per_step = cfg.micro_batch_size * cfg.grad_accum * cfg.block_size
+    tokens_per_step = cfg.micro_batch_size * cfg.grad_accum * cfg.block_size * world_size()
     needed = tokens_per_step * cfg.max_steps + cfg.block_size
     started = time.perf_counter()
     rows = list(read_documents(corpus_dir, split="train", columns=["text", "n_chars"]))
@@ -111,7 +112,7 @@ def load_blocks(corpus_dir: Path, tokenizer, cfg: TrainConfig):
     blocks = pack(docs, cfg.block_size)
     log.info("tokenized %d of %d train documents → %d tokens, %d blocks in %.1fs", len(docs), len(rows), n_tokens,
              len(blocks), time.perf_counter() - started)
-    min_blocks = cfg.micro_batch_size * cfg.grad_accum
+    min_blocks = cfg.micro_batch_size * cfg.grad_accum * world_size()
     if len(blocks) < min_blocks:
         raise StageError(
             f"{corpus_dir}: train split has {n_tokens} tokens, fewer than one optimizer step needs "
@@ -131,7 +132,7 @@ def run_train(cfg: TrainConfig, model_ref: str, corpus_dir: Path, seed: int, out
     model, tokenizer = models.load(model_ref)
     blocks, n_docs = load_blocks(corpus_dir, tokenizer, cfg)
     set_seed(seed)  # after loading: a first-time model build must not change the adapter's init
-    tokens_per_step = cfg.micro_batch_size * cfg.grad_accum * cfg.block_size
+    tokens_per_step = cfg.micro_batch_size * cfg.grad_accum * cfg.block_size * world_size()  # global
     model.config.use_cache = False
     model = lean_adapter_saves(apply_lora(model, cfg.lora))
     stats = adapter_stats(model)
@@ -145,8 +146,9 @@ def run_train(cfg: TrainConfig, model_ref: str, corpus_dir: Path, seed: int, out
     if resume is not None:
         load_monitor_state(resume, monitor)
         step = json.loads((resume / "trainer_state.json").read_text())["global_step"]
-        truncate_jsonl(train_dir / "metrics.jsonl", step)
-        truncate_jsonl(train_dir / "anomalies.jsonl", step)
+        if is_main_process():
+            truncate_jsonl(train_dir / "metrics.jsonl", step)
+            truncate_jsonl(train_dir / "anomalies.jsonl", step)
         log.info("resuming from %s (step %d)", resume, step)
     trainer_ref: list = []
     with stop_on_signals() as flag:
@@ -174,12 +176,13 @@ def run_train(cfg: TrainConfig, model_ref: str, corpus_dir: Path, seed: int, out
             f"training stopped at step {result.global_step} ({trainer.emergency_reason}); emergency checkpoint "
             f"{saved}; continue with: firmlm train -c CONFIG --resume auto"
         )
-    final_tmp = train_dir / ".final.tmp"
-    shutil.rmtree(final_tmp, ignore_errors=True)
-    model.save_pretrained(final_tmp)
-    tokenizer.save_pretrained(final_tmp)
-    shutil.rmtree(train_dir / "final", ignore_errors=True)
-    os.replace(final_tmp, train_dir / "final")
+    if is_main_process():
+        final_tmp = train_dir / ".final.tmp"
+        shutil.rmtree(final_tmp, ignore_errors=True)
+        model.save_pretrained(final_tmp)
+        tokenizer.save_pretrained(final_tmp)
+        shutil.rmtree(train_dir / "final", ignore_errors=True)
+        os.replace(final_tmp, train_dir / "final")
     steps = result.global_step
     done_here = steps - (monitor.first_step or 0)
     out.summary.update(

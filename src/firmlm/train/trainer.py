@@ -13,6 +13,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 from firmlm.train.checkpoints import publish, rotate
+from firmlm.train.distributed import any_rank, barrier, is_main_process, mean_over_ranks
 from firmlm.train.monitor import TrainingMonitor
 from firmlm.train.signals import StopFlag
 
@@ -45,8 +46,8 @@ class SignalStop(TrainerCallback):
         self.trainer_ref = trainer_ref
 
     def _check(self, control) -> None:
-        if self.flag and self.trainer_ref[0].emergency_reason is None:
-            self.trainer_ref[0].emergency_reason = f"signal {self.flag.signal}"
+        if any_rank(bool(self.flag)) and self.trainer_ref[0].emergency_reason is None:
+            self.trainer_ref[0].emergency_reason = f"signal {self.flag.signal or 'on another rank'}"
             control.should_save = True
             control.should_training_stop = True
 
@@ -86,7 +87,7 @@ class FirmlmTrainer(Trainer):
         """The raw loss of the optimizer step just finished (the Trainer's own figure is a running
         accumulator that one NaN poisons for the rest of the run)."""
         value, self._step_loss = self._step_loss, None
-        return value
+        return None if value is None else mean_over_ranks(value)
 
     def batch_preview(self) -> str:
         if self.last_inputs is None or self.preview_tokenizer is None:
@@ -95,28 +96,36 @@ class FirmlmTrainer(Trainer):
         return self.preview_tokenizer.decode(ids)[:PREVIEW_CHARS]
 
     def _save_checkpoint(self, model, trial):
+        """Every rank writes its part into a staging folder; the main process publishes it atomically."""
         if self.monitor.emergency_requested and self.emergency_reason is None:
             self.emergency_reason = self.monitor.stop_reason
         staging_root = self.train_dir / ".staging"
-        shutil.rmtree(staging_root, ignore_errors=True)
+        if is_main_process():
+            shutil.rmtree(staging_root, ignore_errors=True)
+        barrier()
         original = self.args.output_dir
         self.args.output_dir = str(staging_root)
         try:
             super()._save_checkpoint(model, trial)
         finally:
             self.args.output_dir = original
-        step = self.state.global_step
-        staged = staging_root / f"checkpoint-{step}"
-        (staged / MONITOR_STATE).write_text(json.dumps(self.monitor.state_dict()))
+        barrier()
         emergency = self.emergency_reason is not None
         dest_root = self.train_dir / ("emergency" if emergency else "checkpoints")
-        meta = {**self.checkpoint_meta, "emergency": emergency, "reason": self.emergency_reason}
-        folder = publish(staged, dest_root, step, meta)
-        shutil.rmtree(staging_root, ignore_errors=True)
+        step = self.state.global_step
+        folder = dest_root / f"step-{step}"
+        if is_main_process():
+            staged = staging_root / f"checkpoint-{step}"
+            (staged / MONITOR_STATE).write_text(json.dumps(self.monitor.state_dict()))
+            meta = {**self.checkpoint_meta, "emergency": emergency, "reason": self.emergency_reason,
+                    "world_size": self.args.world_size}
+            folder = publish(staged, dest_root, step, meta)
+            shutil.rmtree(staging_root, ignore_errors=True)
+            if not emergency:
+                rotate(dest_root, self.keep_checkpoints)
+            log.info("%s checkpoint: %s", "emergency" if emergency else "saved", folder)
         self.saved.append(folder)
-        if not emergency:
-            rotate(dest_root, self.keep_checkpoints)
-        log.info("%s checkpoint: %s", "emergency" if emergency else "saved", folder)
+        barrier()
 
 
 def load_monitor_state(checkpoint: Path, monitor: TrainingMonitor) -> None:
