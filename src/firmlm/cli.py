@@ -33,7 +33,6 @@ ResumeOpt = Annotated[str | None, typer.Option("--resume", help="Continue traini
 
 
 def _setup_logging() -> None:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)], force=True)
     for noisy in ("httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -140,6 +140,12 @@ class TrainConfig(Strict):
     gradient_checkpointing: bool = Field(False, description="Recompute activations (non-reentrant) to save memory.")
     save_steps: int = Field(0, ge=0, description="Checkpoint every N steps (0: only emergency checkpoints).")
     keep_checkpoints: int = Field(3, ge=1, description="Regular checkpoints kept (oldest deleted first).")
+    upload_to: str | None = Field(
+        None, description="fsspec URL (file://, s3://, gs://) that every checkpoint is copied to in the background."
+    )
+    delete_after_upload: bool = Field(
+        False, description="Delete a local checkpoint once its upload is verified (the newest is always kept)."
+    )
     report_to: list[Literal["wandb", "tensorboard", "mlflow"]] = Field(
         default_factory=list, description="Trackers besides metrics.jsonl (their packages: extra `tracking`)."
     )

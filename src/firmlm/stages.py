@@ -14,6 +14,10 @@ from firmlm.runs import RunDir, atomic_write_text, fingerprint
 
 log = logging.getLogger(__name__)
 ORDER = ("corpus", "train", "eval", "report")
+# Keys that change how a run is operated, not what it computes: changing them keeps checkpoints resumable
+# and a finished train stage valid.
+TRAIN_OPERATIONAL_KEYS = {"max_minutes", "save_steps", "keep_checkpoints", "upload_to", "delete_after_upload",
+                          "report_to", "monitor"}
 
 
 @dataclass
@@ -33,7 +37,7 @@ def _rules_hash(cfg: FirmlmConfig) -> str:
 def fingerprints(cfg: FirmlmConfig) -> dict[str, str]:
     """Each stage's fingerprint: its own config plus everything upstream of it."""
     corpus = fingerprint("corpus", cfg.corpus.model_dump(mode="json"), cfg.seed, _rules_hash(cfg))
-    train = fingerprint("train", cfg.train.model_dump(mode="json"), cfg.model, cfg.seed, corpus)
+    train = fingerprint("train", cfg.train.model_dump(mode="json", exclude=TRAIN_OPERATIONAL_KEYS), cfg.model, cfg.seed, corpus)
     evaluate = fingerprint("eval", cfg.eval.model_dump(mode="json"), cfg.model, cfg.seed, corpus,
                            train if cfg.train.enabled else None, cfg.train.precision)
     report = fingerprint("report", corpus, train if cfg.train.enabled else None, evaluate if cfg.eval.enabled else None)

@@ -96,8 +96,8 @@ class PackedDataset(Dataset):
         return len(self.blocks)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        ids = self.blocks.input_ids[i]
-        pos = self.blocks.position_ids[i]
+        ids = np.asarray(self.blocks.input_ids[i])
+        pos = np.asarray(self.blocks.position_ids[i])
         return {
             "input_ids": torch.from_numpy(ids.astype(np.int64)),
             "position_ids": torch.from_numpy(pos.astype(np.int64)),

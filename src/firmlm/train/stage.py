@@ -16,16 +16,19 @@ from pathlib import Path
 import torch
 
 from firmlm import models
+from firmlm.models import cache_dir
 from firmlm.config import TrainConfig
 from firmlm.corpus.shards import read_documents
 from firmlm.errors import StageError, TrainingInterrupted
-from firmlm.runs import StageOutput
+from firmlm.runs import StageOutput, atomic_write_json
 from firmlm.train.distributed import is_main_process, world_size
 from firmlm.train.lora import adapter_stats, apply_lora, lean_adapter_saves, target_modules
 from firmlm.train.monitor import TrainingMonitor, truncate_jsonl
 from firmlm.train.optim import build_optimizer
 from firmlm.train.packing import PackedDataset, pack, tokenize_until
 from firmlm.train.signals import stop_on_signals
+from firmlm.train.upload import CheckpointUploader
+from firmlm.train.token_cache import cache_key, load_blocks_mmap, save_blocks, tokenizer_fingerprint
 from firmlm.train.trainer import FirmlmTrainer, SignalStop, load_monitor_state
 
 log = logging.getLogger(__name__)
@@ -104,14 +107,26 @@ def load_blocks(corpus_dir: Path, tokenizer, cfg: TrainConfig):
     tokens_per_step = cfg.micro_batch_size * cfg.grad_accum * cfg.block_size * world_size()
     needed = tokens_per_step * cfg.max_steps + cfg.block_size
     started = time.perf_counter()
-    rows = list(read_documents(corpus_dir, split="train", columns=["text", "n_chars"]))
+    rows = list(read_documents(corpus_dir, split="train", columns=["text", "n_chars", "doc_id"]))
     probe = "".join(r["text"] for r in rows[:50])[:200_000]
     chars_per_token = len(probe) / max(1, len(tokenizer(probe, add_special_tokens=False)["input_ids"])) if probe else 3.0
     picked = spread_indices([r["n_chars"] for r in rows], int(needed * chars_per_token * SPREAD_MARGIN))
-    docs, n_tokens = tokenize_until((rows[i]["text"] for i in picked), tokenizer, needed)
-    blocks = pack(docs, cfg.block_size)
-    log.info("tokenized %d of %d train documents → %d tokens, %d blocks in %.1fs", len(docs), len(rows), n_tokens,
-             len(blocks), time.perf_counter() - started)
+    key = cache_key([rows[i]["doc_id"] for i in picked], [rows[i]["n_chars"] for i in picked],
+                    tokenizer_fingerprint(tokenizer), cfg.block_size, needed)
+    cache_file = cache_dir() / "tokens" / f"{key}.arrow"
+    cached = load_blocks_mmap(cache_file, cfg.block_size)
+    if cached is not None:
+        blocks, doc_tokens = cached
+        log.info("token cache hit: %d blocks from %s", len(blocks), cache_file)
+        n_tokens = sum(doc_tokens)
+    else:
+        docs, n_tokens = tokenize_until((rows[i]["text"] for i in picked), tokenizer, needed)
+        blocks = pack(docs, cfg.block_size)
+        doc_tokens = [len(d) for d in docs]
+        if is_main_process():
+            save_blocks(cache_file, blocks, doc_tokens)
+        log.info("tokenized %d of %d train documents → %d tokens, %d blocks in %.1fs", len(docs), len(rows), n_tokens,
+                 len(blocks), time.perf_counter() - started)
     min_blocks = cfg.micro_batch_size * cfg.grad_accum * world_size()
     if len(blocks) < min_blocks:
         raise StageError(
@@ -120,7 +135,7 @@ def load_blocks(corpus_dir: Path, tokenizer, cfg: TrainConfig):
         )
     if len(blocks) < (needed - cfg.block_size) // cfg.block_size:
         log.warning("train split is smaller than max_steps needs: it will be repeated (epochs > 1)")
-    return blocks, len(docs)
+    return blocks, len(doc_tokens)
 
 
 def run_train(cfg: TrainConfig, model_ref: str, corpus_dir: Path, seed: int, out: StageOutput, resume: Path | None = None) -> None:
@@ -166,8 +181,16 @@ def run_train(cfg: TrainConfig, model_ref: str, corpus_dir: Path, seed: int, out
         )
         trainer_ref.append(trainer)
         trainer.remove_callback(PrinterCallback)
+        if cfg.upload_to and is_main_process():
+            trainer.uploader = CheckpointUploader(cfg.upload_to, cfg.delete_after_upload)
+        if is_main_process():
+            atomic_write_json(train_dir / "run_info.json", run_info(cfg, model_ref, model, trainer))
         t0 = time.perf_counter()
-        result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        try:
+            result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        finally:
+            if trainer.uploader is not None:
+                trainer.uploader.close()
         train_seconds = time.perf_counter() - t0
     shutil.rmtree(train_dir / ".trainer", ignore_errors=True)
     if trainer.emergency_reason is not None:
@@ -200,6 +223,8 @@ def run_train(cfg: TrainConfig, model_ref: str, corpus_dir: Path, seed: int, out
             "anomalies": dict(monitor.counts),
             "skipped_optimizer_steps": getattr(optimizer, "skipped_steps", 0),
             "documents_tokenized": n_docs,
+            "uploads": {"done": len(trainer.uploader.uploaded), "failed": trainer.uploader.failed}
+            if trainer.uploader is not None else None,
             "bf16": use_bf16(cfg),
             "lora": {"rank": cfg.lora.rank, "alpha": cfg.lora.alpha, "rslora": cfg.lora.rslora,
                      "targets": target_modules(cfg.lora.targets)},
@@ -207,6 +232,20 @@ def run_train(cfg: TrainConfig, model_ref: str, corpus_dir: Path, seed: int, out
             "adapter": "final",
         }
     )
+
+
+def run_info(cfg: TrainConfig, model_ref: str, model, trainer) -> dict:
+    """What a tracker or a person needs to reproduce the run: config, adapted modules, devices."""
+    adapted = sorted({n.rsplit(".lora_", 1)[0] for n, _ in model.named_parameters() if ".lora_" in n})
+    return {
+        "model": model_ref,
+        "train_config": cfg.model_dump(mode="json"),
+        "adapted_modules": adapted,
+        "world_size": trainer.args.world_size,
+        "device": str(trainer.args.device),
+        "cuda_devices": torch.cuda.device_count(),
+        "torch": torch.__version__,
+    }
 
 
 def _first_loss(path: Path) -> float | None:

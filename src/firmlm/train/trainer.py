@@ -15,6 +15,7 @@ from transformers import Trainer, TrainerCallback
 from firmlm.train.checkpoints import publish, rotate
 from firmlm.train.distributed import any_rank, barrier, is_main_process, mean_over_ranks
 from firmlm.train.monitor import TrainingMonitor
+from firmlm.train.upload import free_disk_gb
 from firmlm.train.signals import StopFlag
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class FirmlmTrainer(Trainer):
         self.last_inputs: dict[str, torch.Tensor] | None = None
         self._step_loss: float | None = None
         self.saved: list[Path] = []
+        self.uploader = None  # a CheckpointUploader when train.upload_to is set
         monitor.preview = self.batch_preview
         monitor.raw_loss = self.pop_step_loss
 
@@ -123,7 +125,10 @@ class FirmlmTrainer(Trainer):
             shutil.rmtree(staging_root, ignore_errors=True)
             if not emergency:
                 rotate(dest_root, self.keep_checkpoints)
-            log.info("%s checkpoint: %s", "emergency" if emergency else "saved", folder)
+            log.info("%s checkpoint: %s (%.1f GiB free)", "emergency" if emergency else "saved", folder,
+                     free_disk_gb(folder))
+            if self.uploader is not None:
+                self.uploader.submit(folder)
         self.saved.append(folder)
         barrier()
 
