@@ -63,15 +63,19 @@ def _run(config: Path, sets: list[str] | None, names: list[str], force: bool, as
 
 def _print_headline(rows: list[dict], report_path: Path) -> None:
     table = Table(title="firmlm: base vs adapted (token-weighted perplexity, lower is better)")
-    for col in ("split", "base ppl", "adapted ppl", "reduction", "categories improved"):
+    for col in ("split", "base ppl", "adapted ppl", "reduction", "categories improved", "top-1 base → adapted"):
         table.add_column(col, justify="right")
     for r in rows:
+        top1 = "–"
+        if r.get("base_top1") is not None and r.get("adapted_top1") is not None:
+            top1 = f"{100 * r['base_top1']:.1f}% → {100 * r['adapted_top1']:.1f}%"
         table.add_row(
             r["split"],
             f"{r['base_ppl']:.3f}",
             f"{r['adapted_ppl']:.3f}" if r["adapted_ppl"] is not None else "–",
             f"{r['reduction_pct']:+.1f}%" if r["reduction_pct"] is not None else "–",
             f"{r['categories_improved']}/{r['categories']}",
+            top1,
         )
     Console().print(table)
     Console().print(f"report: {report_path}")

@@ -30,3 +30,32 @@ def test_aggregate_is_token_weighted():
     assert out["overall"]["ppl"] == pytest.approx(math.exp(41 / 120), rel=1e-4)
     assert out["overall"]["bpb"] == pytest.approx(41 / math.log(2) / 240, rel=1e-3)
     assert out["unweighted_mean_ppl"] == pytest.approx((math.exp(2.0) + math.exp(0.01)) / 2, rel=1e-3)
+
+
+def test_split_point_is_a_line_boundary_near_75_percent():
+    from firmlm.evaluate.perplexity import split_point
+
+    text = "".join(f"line {i:02d}\n" for i in range(20))  # 8 chars per line
+    cut = split_point(text)
+    assert text[cut - 1] == "\n" and abs(cut - 0.75 * len(text)) <= 8
+    assert split_point("no newline at all") == int(0.75 * len("no newline at all"))
+
+
+def test_teacher_forced_completion_counts_match_a_manual_check():
+    model, tok = models.load("tiny:llama")
+    text = "int a = 1;\nint b = 2;\nint c = 3;\nint d = 4;\n"
+    (score,) = score_texts(model, tok, [text], batch_size=1, bf16=False)
+    from firmlm.evaluate.perplexity import split_point
+
+    cut = split_point(text)
+    suffix_ids = tok(text[cut:], add_special_tokens=False)["input_ids"]
+    assert score.suffix_tokens == len(suffix_ids)  # byte-level: suffix tokens are exactly its bytes
+    ids = torch.tensor([[tok.eos_token_id, *tok(text, add_special_tokens=False)["input_ids"]]])
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0, :-1]
+    start = ids.shape[1] - 1 - len(suffix_ids)
+    preds = logits[start:].topk(5, dim=-1).indices
+    target = ids[0, start + 1:]
+    assert score.top1 == int((preds[:, 0] == target).sum())
+    assert score.top5 == int((preds == target[:, None]).any(-1).sum())
+    assert 0 <= score.top1 <= score.top5 <= score.suffix_tokens

@@ -15,6 +15,8 @@ def test_report_is_rebuilt_from_artifacts_alone(tiny_config):
         for cat, f in figs["per_category"].items():
             assert f"| {cat} | {f['docs']} | {f['tokens']} | {f['ppl']:.3f} |" in md
     assert (report / "figures" / "loss.png").stat().st_size > 1000
+    top1 = results["models"]["adapted"]["perplexity"]["heldout"]["overall"]["completion"]["top1"]
+    assert "## Teacher-forced completion" in md and f"{100 * top1:.1f}%" in md
     html = (report / "report.html").read_text()
     assert "data:image/png;base64," in html and "<table>" in html
     summary = json.loads((report / "summary.json").read_text())
@@ -27,8 +29,8 @@ def test_headline_counts_improved_categories():
                    "adapted": {"perplexity": {"heldout": {"overall": {"ppl": 9.0}, "per_category": {}}}}},
         "reduction_pct": {"heldout": {"overall": 10.0, "per_category": {"a": 12.0, "b": -1.0}}},
     }
-    assert headline(results) == [{"split": "heldout", "base_ppl": 10.0, "adapted_ppl": 9.0, "reduction_pct": 10.0,
-                                  "categories_improved": 1, "categories": 2}]
+    assert headline(results) == [{"split": "heldout", "base_top1": None, "adapted_top1": None, "base_ppl": 10.0,
+                                  "adapted_ppl": 9.0, "reduction_pct": 10.0, "categories_improved": 1, "categories": 2}]
 
 
 def test_smooth_skips_nan():

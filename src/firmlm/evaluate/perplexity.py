@@ -1,4 +1,9 @@
-"""Token-weighted perplexity and bits per byte of a causal LM on text samples."""
+"""Token-weighted perplexity, bits per byte and teacher-forced completion of a causal LM on text samples.
+
+One forward pass per sample gives both: the negative log-likelihood of every token, and, for the tokens
+after the sample's 75% split point (a line boundary, Spark paper 6.5), the suffix loss and whether the
+true next token is the model's top-1 / among its top-5 predictions.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +18,31 @@ import torch
 from firmlm.evaluate.samples import Sample
 
 
+SPLIT_FRACTION = 0.75
+
+
 @dataclass
 class DocScore:
-    """Summed negative log-likelihood (nats) of one document's tokens."""
+    """Summed negative log-likelihood (nats) of one document's tokens, and its completion counts."""
 
     nll: float
     tokens: int
     bytes: int
+    suffix_nll: float = 0.0
+    suffix_tokens: int = 0
+    top1: int = 0
+    top5: int = 0
+
+
+def split_point(text: str, fraction: float = SPLIT_FRACTION) -> int:
+    """Character offset of the line boundary nearest to ``fraction`` of the text (0 < cut < len)."""
+    target = int(len(text) * fraction)
+    before = text.rfind("\n", 0, target)
+    after = text.find("\n", target)
+    candidates = [c + 1 for c in (before, after) if c != -1 and 0 < c + 1 < len(text)]
+    if not candidates:
+        return max(1, min(len(text) - 1, target))
+    return min(candidates, key=lambda c: abs(c - target))
 
 
 def score_texts(
@@ -33,7 +56,13 @@ def score_texts(
     """Score every token of each text, conditioned on a leading EOS (as after a packed document)."""
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    encoded = [[eos, *tokenizer(t, add_special_tokens=False)["input_ids"]] for t in texts]
+    encoded, suffix_from = [], []
+    for t in texts:
+        enc = tokenizer(t, add_special_tokens=False, return_offsets_mapping=True)
+        cut = split_point(t)
+        first_suffix = next((i for i, (start, _) in enumerate(enc["offset_mapping"]) if start >= cut), len(enc["input_ids"]))
+        encoded.append([eos, *enc["input_ids"]])
+        suffix_from.append(first_suffix + 1)  # index in `encoded` (after the leading EOS)
     order = sorted(range(len(texts)), key=lambda i: -len(encoded[i]))
     scores: list[DocScore | None] = [None] * len(texts)
     device = next(model.parameters()).device
@@ -53,10 +82,23 @@ def score_texts(
             ids, mask = ids.to(device), mask.to(device)
             logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
             target = ids[:, 1:]
-            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
-            nll = (nll * mask[:, 1:]).sum(dim=1)
+            token_nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+            token_nll = token_nll * mask[:, 1:]
+            top5 = logits.topk(5, dim=-1).indices
+            hit1 = top5[..., 0] == target
+            hit5 = (top5 == target.unsqueeze(-1)).any(dim=-1)
             for row, i in enumerate(idx):
-                scores[i] = DocScore(float(nll[row]), len(encoded[i]) - 1, len(texts[i].encode("utf-8")))
+                n = len(encoded[i]) - 1
+                s0 = suffix_from[i] - 1  # position predicting the first suffix token
+                scores[i] = DocScore(
+                    nll=float(token_nll[row, :n].sum()),
+                    tokens=n,
+                    bytes=len(texts[i].encode("utf-8")),
+                    suffix_nll=float(token_nll[row, s0:n].sum()),
+                    suffix_tokens=max(0, n - s0),
+                    top1=int(hit1[row, s0:n].sum()),
+                    top5=int(hit5[row, s0:n].sum()),
+                )
             if progress:
                 progress(len(idx))
     return [s for s in scores if s is not None]
@@ -83,7 +125,15 @@ def _figures(scores: Sequence[DocScore]) -> dict:
     nll = sum(s.nll for s in scores)
     tokens = sum(s.tokens for s in scores)
     nbytes = sum(s.bytes for s in scores)
+    suffix = sum(s.suffix_tokens for s in scores)
+    completion = {
+        "suffix_tokens": suffix,
+        "suffix_loss": round(sum(s.suffix_nll for s in scores) / suffix, 5) if suffix else None,
+        "top1": round(sum(s.top1 for s in scores) / suffix, 5) if suffix else None,
+        "top5": round(sum(s.top5 for s in scores) / suffix, 5) if suffix else None,
+    }
     return {
+        "completion": completion,
         "ppl": round(math.exp(nll / tokens), 4) if tokens else None,
         "bpb": round(nll / math.log(2) / nbytes, 5) if nbytes else None,
         "nll": round(nll, 3),

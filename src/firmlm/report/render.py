@@ -114,6 +114,30 @@ def ppl_table(results: dict[str, Any], split: str) -> list[str]:
     return lines
 
 
+def completion_table(results: dict[str, Any], split: str) -> list[str]:
+    """Markdown rows of teacher-forced completion on the 25% suffix: top-1/top-5 accuracy and loss per model."""
+    names = [m for m in results["models"] if split in results["models"][m]["perplexity"]]
+    if not names:
+        return []
+    head = "| category | suffix tokens | " + " | ".join(f"{m} top-1 | {m} top-5 | {m} loss" for m in names) + " |"
+    lines = [head, "|---|---:|" + "---:|" * (3 * len(names))]
+    base = results["models"][names[0]]["perplexity"][split]
+    for cat in [*base["per_category"], "overall"]:
+        cells = []
+        for m in names:
+            figs = results["models"][m]["perplexity"][split]
+            c = (figs["overall"] if cat == "overall" else figs["per_category"].get(cat, {})).get("completion") or {}
+            cells += [_pct(c.get("top1")), _pct(c.get("top5")), f"{c['suffix_loss']:.3f}" if c.get("suffix_loss") else "–"]
+        ref = base["overall"] if cat == "overall" else base["per_category"][cat]
+        label = "**overall**" if cat == "overall" else cat
+        lines.append(f"| {label} | {ref['completion']['suffix_tokens']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _pct(value: float | None) -> str:
+    return f"{100 * value:.1f}%" if value is not None else "–"
+
+
 def headline(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per split: base and adapted overall perplexity, reduction, categories improved."""
     rows = []
@@ -124,6 +148,8 @@ def headline(results: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "split": split,
+                "base_top1": base["overall"].get("completion", {}).get("top1"),
+                "adapted_top1": adapted["overall"].get("completion", {}).get("top1") if adapted else None,
                 "base_ppl": base["overall"]["ppl"],
                 "adapted_ppl": adapted["overall"]["ppl"] if adapted else None,
                 "reduction_pct": red.get("overall"),
@@ -172,6 +198,11 @@ def render_report(run_root: Path, out: StageOutput) -> None:
             ppl_figure(results, split, out.path / name)
             figures.append((name, f"Per-category perplexity, {split}"))
             md += [f"![Per-category perplexity, {split}]({name})", ""]
+        md += ["## Teacher-forced completion", "", "Each sample is split at the line boundary nearest 75% of its "
+               "length and fed whole once; on the suffix tokens: top-1 and top-5 next-token accuracy and the mean "
+               "loss (token-weighted).", ""]
+        for split in results["models"]["base"]["perplexity"]:
+            md += [f"### {split}", ""] + completion_table(results, split) + [""]
     atomic_write_text(out.path / "report.md", "\n".join(md) + "\n")
     atomic_write_text(out.path / "report.html", _html(md, out.path))
     out.summary.update({"report": "report.md", "html": "report.html", "figures": [f for f, _ in figures],
