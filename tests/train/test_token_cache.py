@@ -1,9 +1,9 @@
 import numpy as np
 
 from firmlm import models
+from firmlm.stages import run_stages
 from firmlm.train.packing import pack
 from firmlm.train.token_cache import cache_key, load_blocks_mmap, save_blocks, tokenizer_fingerprint
-from firmlm.stages import run_stages
 
 
 def test_blocks_roundtrip_through_memory_mapped_arrow(tmp_path):

@@ -17,7 +17,6 @@ import torch
 
 from firmlm.evaluate.samples import Sample
 
-
 SPLIT_FRACTION = 0.75
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 
 from firmlm import models
-from firmlm.models import cache_dir
 from firmlm.config import TrainConfig
 from firmlm.corpus.shards import read_documents
 from firmlm.errors import StageError, TrainingInterrupted
+from firmlm.models import cache_dir
 from firmlm.runs import StageOutput, atomic_write_json
 from firmlm.train.distributed import is_main_process, world_size
 from firmlm.train.lora import adapter_stats, apply_lora, lean_adapter_saves, target_modules
@@ -27,9 +27,9 @@ from firmlm.train.monitor import TrainingMonitor, truncate_jsonl
 from firmlm.train.optim import build_optimizer
 from firmlm.train.packing import PackedDataset, pack, tokenize_until
 from firmlm.train.signals import stop_on_signals
-from firmlm.train.upload import CheckpointUploader
 from firmlm.train.token_cache import cache_key, load_blocks_mmap, save_blocks, tokenizer_fingerprint
 from firmlm.train.trainer import FirmlmTrainer, SignalStop, load_monitor_state
+from firmlm.train.upload import CheckpointUploader
 
 log = logging.getLogger(__name__)
 SPREAD_MARGIN = 1.5  # select 1.5x the characters the token budget needs (the chars/token estimate is rough)

@@ -15,7 +15,6 @@ import logging
 import os
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 from firmlm.train.packing import PackedBlocks

@@ -15,8 +15,8 @@ from transformers import Trainer, TrainerCallback
 from firmlm.train.checkpoints import publish, rotate
 from firmlm.train.distributed import any_rank, barrier, is_main_process, mean_over_ranks
 from firmlm.train.monitor import TrainingMonitor
-from firmlm.train.upload import free_disk_gb
 from firmlm.train.signals import StopFlag
+from firmlm.train.upload import free_disk_gb
 
 log = logging.getLogger(__name__)
 MONITOR_STATE = "firmlm-monitor.json"
