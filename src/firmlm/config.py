@@ -64,6 +64,17 @@ class SourceConfig(Strict):
         return self
 
 
+class DedupConfig(Strict):
+    """Exact and MinHash near-duplicate removal with a leakage guard (train copies of eval documents go)."""
+
+    enabled: bool = Field(True, description="Run deduplication and the leakage guard.")
+    exact: bool = Field(True, description="Drop documents identical up to whitespace.")
+    near: bool = Field(True, description="Drop near-duplicates (MinHash LSH over token 5-grams).")
+    threshold: float = Field(0.85, gt=0.0, le=1.0, description="Estimated Jaccard similarity that counts as near-duplicate.")
+    num_perm: int = Field(64, ge=16, le=1024, description="MinHash permutations (more: more precise, slower).")
+    shingle: int = Field(5, ge=1, le=20, description="Tokens per shingle.")
+
+
 class CorpusConfig(Strict):
     """Corpus stage: read sources, categorize, split, write parquet shards."""
 
@@ -84,6 +95,7 @@ class CorpusConfig(Strict):
     )
     min_chunk_chars: int = Field(50, ge=0, description="Trailing chunks shorter than this are merged or dropped.")
     shard_rows: int = Field(5000, ge=1, description="Documents per parquet shard.")
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
 
     @field_validator("sources")
     @classmethod
@@ -138,6 +150,9 @@ class TrainConfig(Strict):
         "auto", description="`auto`: bf16 on GPUs that support it and bf16 autocast on CPUs with native bf16 (AVX512-BF16/AMX), else fp32."
     )
     gradient_checkpointing: bool = Field(False, description="Recompute activations (non-reentrant) to save memory.")
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] | None = Field(
+        None, description="Attention kernel; None: transformers' default. Packed documents stay masked with each."
+    )
     save_steps: int = Field(0, ge=0, description="Checkpoint every N steps (0: only emergency checkpoints).")
     keep_checkpoints: int = Field(3, ge=1, description="Regular checkpoints kept (oldest deleted first).")
     upload_to: str | None = Field(

@@ -201,17 +201,27 @@ def _build_tiny(arch: str, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
-def load(ref: str, dtype: Any = None) -> tuple[Any, Any]:
-    """Load (model, tokenizer) for a reference; the tokenizer always has a pad token."""
+def load(ref: str, dtype: Any = None, attn_implementation: str | None = None) -> tuple[Any, Any]:
+    """Load (model, tokenizer) for a reference; the tokenizer always has a pad token.
+
+    ``attn_implementation``: None (transformers' default, sdpa where available), ``sdpa``, ``eager`` or
+    ``flash_attention_2`` (GPU, needs the flash-attn package).
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = prepare(ref)
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32, **extra)
     except OSError as exc:
         raise ModelError(f"model '{ref}': cannot load from {path} ({str(exc).splitlines()[0]})") from None
+    except (ImportError, ValueError) as exc:
+        if not attn_implementation:
+            raise
+        raise ModelError(f"model '{ref}': attention implementation '{attn_implementation}' unavailable "
+                         f"({str(exc).splitlines()[0]})") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if tokenizer.eos_token_id is None:

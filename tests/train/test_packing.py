@@ -47,3 +47,15 @@ def test_spread_indices_cover_the_split_in_order():
     assert spread_indices([10] * 5, 100) == [0, 1, 2, 3, 4]
     picked = spread_indices([10] * 100, 250)
     assert picked == list(range(0, 100, 4)) and picked[-1] > 90
+
+
+def test_document_masking_holds_with_eager_attention():
+    model, tok = models.load("tiny:olmo3", attn_implementation="eager")
+    model.eval()
+    a = tok("int x = 1;", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    b = tok("void f(void);", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    item = PackedDataset(pack([np.asarray(a, np.int32), np.asarray(b, np.int32)], len(a) + len(b)))[0]
+    with torch.no_grad():
+        packed = model(input_ids=item["input_ids"][None], position_ids=item["position_ids"][None], use_cache=False).logits[0]
+        alone = model(input_ids=torch.tensor([b]), use_cache=False).logits[0]
+    torch.testing.assert_close(packed[len(a):], alone, atol=1e-5, rtol=1e-4)

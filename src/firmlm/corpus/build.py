@@ -14,6 +14,7 @@ from firmlm.config import CorpusConfig, SourceConfig
 from firmlm.corpus.categories import Categorizer, load_rules
 from firmlm.corpus.chunking import chunk_text
 from firmlm.corpus.debian import AptSourceFetcher
+from firmlm.corpus.dedup import DedupSettings, find_duplicates
 from firmlm.corpus.reader import kind_of, read_tree, spdx_license
 from firmlm.corpus.shards import write_shards
 from firmlm.errors import SourceError
@@ -97,6 +98,14 @@ class Accounting:
         self.chunks = 0
         self.docs = Counter[str]()
 
+    def count(self, doc: dict[str, Any]) -> None:
+        """Count a document that is written to the shards."""
+        self.by_category[doc["category"]][doc["split"]] += 1
+        self.by_split[doc["split"]] += 1
+        self.chars_by_split[doc["split"]] += doc["n_chars"]
+        self.chunks += 1
+        self.docs[doc["repo"]] += 1
+
     def drop(self, repo: str, path: str, reason: str) -> None:
         self.drops[reason] += 1
         if len(self.examples[reason]) < DROP_EXAMPLES:
@@ -121,11 +130,6 @@ def documents(source: ResolvedSource, cfg: CorpusConfig, seed: int, cat: Categor
                 acc.drop(src.name, f"{rec.path}#{i}", "chunk-too-short")
                 continue
             text = header + piece
-            acc.by_category[category][split] += 1
-            acc.by_split[split] += 1
-            acc.chars_by_split[split] += len(text)
-            acc.chunks += 1
-            acc.docs[src.name] += 1
             yield {
                 "text": text,
                 "category": category,
@@ -159,7 +163,19 @@ def build_corpus(cfg: CorpusConfig, seed: int, out: StageOutput) -> None:
     for source in sources:
         log.info("reading %s (%s)", source.config.name, source.origin)
         streams.append(list(documents(source, cfg, seed, cat, acc)))
-    shards = write_shards(interleave(streams), out.path, cfg.shard_rows)
+    docs = list(interleave(streams))
+    d = cfg.dedup
+    drops = find_duplicates(docs, DedupSettings(d.exact, d.near, d.threshold, d.num_perm, d.shingle)) if d.enabled else {}
+    kept = []
+    for i, doc in enumerate(docs):
+        if i in drops:
+            acc.drop(doc["repo"], f"{doc['path']}#{doc['chunk']}", drops[i])
+        else:
+            acc.count(doc)
+            kept.append(doc)
+    log.info("dedup: %d of %d documents removed (%d train documents leaked from evaluation splits)",
+             len(drops), len(docs), sum(1 for r in drops.values() if r == "leakage"))
+    shards = write_shards(kept, out.path, cfg.shard_rows)
     manifest = {
         "inputs": [
             {"name": s.config.name, "kind": s.config.kind, "role": s.config.role, "origin": s.origin, **s.info,
@@ -172,6 +188,7 @@ def build_corpus(cfg: CorpusConfig, seed: int, out: StageOutput) -> None:
         "counts": {"files_read": sum(acc.read.values()), "files_kept": sum(acc.kept.values()),
                    "documents": acc.chunks, "shards": len(shards)},
         "drops": dict(sorted(acc.drops.items())),
+        "leakage_guard_removed": acc.drops.get("leakage", 0),
         "drop_examples": dict(acc.examples),
         "per_split": dict(acc.by_split),
         "chars_per_split": dict(acc.chars_by_split),
@@ -184,6 +201,7 @@ def build_corpus(cfg: CorpusConfig, seed: int, out: StageOutput) -> None:
             "documents": manifest["counts"]["documents"],
             "files_read": manifest["counts"]["files_read"],
             "dropped": sum(acc.drops.values()),
+            "leakage_removed": acc.drops.get("leakage", 0),
             "unavailable_sources": sorted(unavailable),
             "per_split": manifest["per_split"],
             "categories": {c: sum(v.values()) for c, v in manifest["per_category"].items()},

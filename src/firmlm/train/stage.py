@@ -144,7 +144,8 @@ def run_train(cfg: TrainConfig, model_ref: str, corpus_dir: Path, seed: int, out
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     train_dir = out.path
-    model, tokenizer = models.load(model_ref)
+    dtype = torch.bfloat16 if use_bf16(cfg) and torch.cuda.is_available() else None
+    model, tokenizer = models.load(model_ref, dtype=dtype, attn_implementation=cfg.attn_implementation)
     blocks, n_docs = load_blocks(corpus_dir, tokenizer, cfg)
     set_seed(seed)  # after loading: a first-time model build must not change the adapter's init
     tokens_per_step = cfg.micro_batch_size * cfg.grad_accum * cfg.block_size * world_size()  # global

@@ -1,0 +1,91 @@
+"""Exact and near-duplicate (MinHash LSH) removal across all sources, with a leakage guard.
+
+Evaluation documents (indomain, heldout) are indexed first, so a training document that duplicates one of
+them, exactly or nearly, is removed from train (reason ``leakage``) instead of the evaluation copy. Then
+every other document is kept only if it duplicates nothing kept before it (reasons ``exact-duplicate``,
+``near-duplicate``); the first occurrence in corpus order wins. Similarity is the Jaccard similarity of
+token 5-gram shingles, estimated by MinHash; the ``// File:`` header is ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+TOKEN = re.compile(r"\w+|[^\w\s]")
+EVAL_SPLITS = ("indomain", "heldout")
+
+
+@dataclass(frozen=True)
+class DedupSettings:
+    exact: bool = True
+    near: bool = True
+    threshold: float = 0.85
+    num_perm: int = 64
+    shingle: int = 5
+
+
+def body(text: str) -> str:
+    """The document without its ``// File:`` header line."""
+    return text.split("\n", 1)[1] if text.startswith("// File:") and "\n" in text else text
+
+
+def exact_key(text: str) -> str:
+    return hashlib.sha1(" ".join(body(text).split()).encode("utf-8")).hexdigest()
+
+
+def shingles(text: str, n: int) -> list[bytes]:
+    tokens = TOKEN.findall(body(text))
+    if len(tokens) < n:
+        return [" ".join(tokens).encode()] if tokens else []
+    return [" ".join(tokens[i : i + n]).encode() for i in range(len(tokens) - n + 1)]
+
+
+def minhash(text: str, settings: DedupSettings):
+    from datasketch import MinHash
+
+    m = MinHash(num_perm=settings.num_perm, seed=1)
+    grams = shingles(text, settings.shingle)
+    if grams:
+        m.update_batch(grams)
+    return m
+
+
+def find_duplicates(docs: Iterable[dict], settings: DedupSettings) -> dict[int, str]:
+    """Index of each document to drop → reason. ``docs`` need ``text`` and ``split``, in corpus order."""
+    from datasketch import MinHashLSH
+
+    docs = list(docs)
+    order = [i for i, d in enumerate(docs) if d["split"] in EVAL_SPLITS]
+    order += [i for i, d in enumerate(docs) if d["split"] not in EVAL_SPLITS]
+    lsh = MinHashLSH(threshold=settings.threshold, num_perm=settings.num_perm) if settings.near else None
+    seen_exact: dict[str, int] = {}
+    drops: dict[int, str] = {}
+    for i in order:
+        doc = docs[i]
+        is_train = doc["split"] not in EVAL_SPLITS
+        key = exact_key(doc["text"])
+        match: int | None = seen_exact.get(key) if settings.exact else None
+        kind = "exact-duplicate"
+        sketch = None
+        if match is None and lsh is not None:
+            sketch = minhash(doc["text"], settings)
+            hits = lsh.query(sketch)
+            if hits:
+                match, kind = min(int(h) for h in hits), "near-duplicate"
+        if match is not None:
+            drops[i] = "leakage" if is_train and docs[match]["split"] in EVAL_SPLITS else kind
+            continue
+        seen_exact.setdefault(key, i)
+        if lsh is not None:
+            lsh.insert(str(i), sketch if sketch is not None else minhash(doc["text"], settings))
+    return drops
+
+
+def jaccard(a: str, b: str, n: int = 5) -> float:
+    """Exact Jaccard similarity of two texts' shingle sets (for tests and inspection)."""
+    sa, sb = set(shingles(a, n)), set(shingles(b, n))
+    return len(sa & sb) / len(sa | sb) if sa | sb else 1.0
+
