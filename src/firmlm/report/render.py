@@ -79,7 +79,10 @@ def ppl_figure(results: dict[str, Any], split: str, path: Path) -> None:
     red = results.get("reduction_pct", {}).get(split, {}).get("per_category", {})
     for i, c in enumerate(cats):
         if c in red:
-            ax.annotate(f"{red[c]:+.1f}%", (i + width / 2, 0), xytext=(0, 2), textcoords="offset points", ha="center", fontsize=7)
+            top = max(results["models"][m]["perplexity"][split]["per_category"].get(c, {}).get("ppl") or 0 for m in models)
+            ax.annotate(f"{red[c]:+.1f}%", (i + width * (len(models) - 1) / 2, top), xytext=(0, 3),
+                        textcoords="offset points", ha="center", fontsize=7)
+    ax.margins(y=0.12)
     ax.set_xticks([i + width * (len(models) - 1) / 2 for i in range(len(cats))])
     ax.set_xticklabels(cats, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("perplexity (lower is better)")
@@ -173,13 +176,15 @@ def render_report(run_root: Path, out: StageOutput) -> None:
     if manifest:
         c = manifest["counts"]
         md += ["## Corpus", "", f"{c['documents']} documents from {len(manifest['inputs'])} sources "
-               f"({c['files_read']} files read, {sum(manifest['drops'].values())} skipped).", "",
+               f"({c['files_read']} files read).", "",
                "| source | role | origin | files | documents |", "|---|---|---|---:|---:|"]
         md += [f"| {i['name']} | {i['role']} | {i['origin']} | {i['files_kept']} | {i['documents']} |"
                for i in manifest["inputs"]]
         md += ["", "| split | documents |", "|---|---:|"] + [f"| {k} | {v} |" for k, v in manifest["per_split"].items()]
         if manifest["drops"]:
-            md += ["", "Skipped files by reason: " + ", ".join(f"{k} {v}" for k, v in manifest["drops"].items())]
+            md += ["", "Dropped (files and documents) by reason: " + ", ".join(f"{k} {v}" for k, v in manifest["drops"].items())
+                   + f". The leakage guard removed {manifest.get('leakage_guard_removed', 0)} training documents "
+                   "that duplicated in-domain or held-out ones."]
         md.append("")
     if train:
         md += ["## Training", "", f"Model `{train['model']}`, LoRA r={train['lora']['rank']} alpha={train['lora']['alpha']} "
