@@ -116,6 +116,22 @@ def export(config: ConfigOpt, set_: SetOpt = None,
     print(target)
 
 
+@app.command()
+def serve(model: Annotated[str, typer.Option("--model", help="Model reference (bundled:, tiny:, folder, hub id).")],
+          adapter: Annotated[Path | None, typer.Option("--adapter", help="LoRA adapter folder (merged at load).")] = None,
+          host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8000) -> None:
+    """Serve the model over an OpenAI-compatible API: GET /v1/models, POST /v1/completions."""
+    from firmlm.serve import CompletionServer, load_backend
+
+    server = CompletionServer(load_backend(model, adapter), model, host, port)
+    console.print(f"serving {model} at {server.url}/v1 (Ctrl-C stops)")
+    try:
+        server.httpd.serve_forever()
+    finally:
+        server.httpd.server_close()
+
+
 @models_app.command("prepare")
 def models_prepare(ref: str) -> None:
     """Make a model reference loadable offline (bundled: dequantize once; tiny: build) and print its folder."""

@@ -1,0 +1,43 @@
+"""Greedy completion with a local transformers model (base, or base + adapter merged)."""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+
+
+class LocalBackend:
+    """Batched greedy decoding; prompts are cut from the left to ``max_prompt_tokens``."""
+
+    def __init__(self, model, tokenizer, name: str = "local", batch_size: int = 4, max_prompt_tokens: int = 1024):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.batch_size = batch_size
+        self.max_prompt_tokens = max_prompt_tokens
+        self._lock = threading.Lock()  # one generate() at a time (the server handles requests in threads)
+
+    def _encode(self, prompt: str) -> list[int]:
+        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        return [self.tokenizer.eos_token_id, *ids][-self.max_prompt_tokens :]
+
+    def complete(self, prompts: list[str], max_new_tokens: int) -> list[str]:
+        outputs: list[str] = []
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        for start in range(0, len(prompts), self.batch_size):
+            encoded = [self._encode(p) for p in prompts[start : start + self.batch_size]]
+            width = max(len(e) for e in encoded)
+            ids = torch.full((len(encoded), width), pad, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for row, e in enumerate(encoded):  # left padding: every prompt ends at the last column
+                ids[row, width - len(e) :] = torch.tensor(e)
+                mask[row, width - len(e) :] = 1
+            with self._lock, torch.inference_mode():
+                out = self.model.generate(
+                    input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                    pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id,
+                )
+            for row in range(len(encoded)):
+                outputs.append(self.tokenizer.decode(out[row, width:], skip_special_tokens=True))
+        return outputs
