@@ -168,6 +168,16 @@ class TrainConfig(Strict):
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
 
 
+class GenerationConfig(Strict):
+    """Greedy generative completion from the 75% prefix (Spark paper 6.6); slow on CPU (~15 tokens/s)."""
+
+    enabled: bool = Field(False, description="Generate and score completions for each local model.")
+    samples_per_category: int = Field(2, ge=1, description="Samples per (split, category), the first of the eval samples.")
+    max_new_tokens: int = Field(64, ge=1, le=2048, description="Greedy tokens generated per sample (paper: 512).")
+    max_prompt_tokens: int = Field(512, ge=16, description="The prefix is cut from the left to this many tokens.")
+    batch_size: int = Field(4, ge=1, description="Prompts per generate() call.")
+
+
 class EvalConfig(Strict):
     """Perplexity of the base and adapted models on held-back documents."""
 
@@ -176,6 +186,7 @@ class EvalConfig(Strict):
     docs_per_category: int = Field(6, ge=1, description="Documents sampled per category and split (seeded).")
     max_chars_per_doc: int = Field(1500, ge=16, description="Each document is cut to this many characters.")
     batch_size: int = Field(4, ge=1, description="Documents per forward pass.")
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
 
 
 class ReportConfig(Strict):

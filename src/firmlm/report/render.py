@@ -137,6 +137,32 @@ def completion_table(results: dict[str, Any], split: str) -> list[str]:
     return lines
 
 
+def generation_table(results: dict[str, Any], split: str) -> list[str]:
+    """Markdown rows of generative completion per model: token accuracy and BLEU-4, weighted by reference
+    tokens (corpus BLEU), plus the unweighted means, and empty generations."""
+    names = [m for m in results["models"] if split in results["models"][m].get("generation", {})]
+    if not names:
+        return []
+    lines = ["| category | samples | " + " | ".join(f"{m} token acc | {m} BLEU-4 | {m} empty" for m in names) + " |",
+             "|---|---:|" + "---:|" * (3 * len(names))]
+    first = results["models"][names[0]]["generation"][split]
+    for cat in [*first["per_category"], "overall"]:
+        cells = []
+        for m in names:
+            g = results["models"][m]["generation"][split]
+            a = g["overall"] if cat == "overall" else g["per_category"].get(cat, {})
+            w = a.get("weighted", {})
+            cells += [_pct(w.get("token_accuracy")), f"{w['bleu4_corpus']:.1f}" if "bleu4_corpus" in w else "–",
+                      str(a.get("empty_generations", "–"))]
+        n = (first["overall"] if cat == "overall" else first["per_category"][cat])["samples"]
+        lines.append(f"| {'**overall**' if cat == 'overall' else cat} | {n} | " + " | ".join(cells) + " |")
+    unweighted = "; ".join(
+        f"{m}: token acc {_pct(results['models'][m]['generation'][split]['overall']['unweighted']['token_accuracy'])}, "
+        f"BLEU-4 {results['models'][m]['generation'][split]['overall']['unweighted']['bleu4_mean_sentence']:.1f}"
+        for m in names)
+    return lines + ["", f"Unweighted means over samples (overall): {unweighted}."]
+
+
 def _pct(value: float | None) -> str:
     return f"{100 * value:.1f}%" if value is not None else "–"
 
@@ -208,6 +234,13 @@ def render_report(run_root: Path, out: StageOutput) -> None:
                "loss (token-weighted).", ""]
         for split in results["models"]["base"]["perplexity"]:
             md += [f"### {split}", ""] + completion_table(results, split) + [""]
+        if any("generation" in r for r in results["models"].values()):
+            md += ["## Generative completion", "", "Greedy continuation of the 75% prefix, scored against the true "
+                   "suffix in one code tokenization for every model (words and single symbols): token accuracy is the "
+                   "position-wise match over the reference length; BLEU-4 is corpus BLEU on those tokens with the "
+                   "generation cut to the reference length. Table figures are weighted by reference tokens.", ""]
+            for split in results["models"]["base"]["perplexity"]:
+                md += [f"### {split}", ""] + generation_table(results, split) + [""]
     atomic_write_text(out.path / "report.md", "\n".join(md) + "\n")
     atomic_write_text(out.path / "report.html", _html(md, out.path))
     out.summary.update({"report": "report.md", "html": "report.html", "figures": [f for f, _ in figures],
