@@ -44,7 +44,7 @@ def fingerprints(cfg: FirmlmConfig) -> dict[str, str]:
     return {"corpus": corpus, "train": train, "eval": evaluate, "report": report}
 
 
-def _corpus(cfg: FirmlmConfig, run: RunDir, out, resume: str | None = None) -> None:
+def _corpus(cfg: FirmlmConfig, run: RunDir, out) -> None:
     from firmlm.corpus.build import build_corpus
 
     build_corpus(cfg.corpus, cfg.seed, out)
@@ -57,7 +57,7 @@ def _train(cfg: FirmlmConfig, run: RunDir, out, resume: Path | None = None) -> N
     run_train(cfg.train, cfg.model, run.stage_path("corpus"), cfg.seed, out, resume=resume)
 
 
-def _eval(cfg: FirmlmConfig, run: RunDir, out, resume: str | None = None) -> None:
+def _eval(cfg: FirmlmConfig, run: RunDir, out) -> None:
     from firmlm.evaluate.stage import run_eval
     from firmlm.train.stage import use_bf16
 
@@ -69,7 +69,7 @@ def _eval(cfg: FirmlmConfig, run: RunDir, out, resume: str | None = None) -> Non
     run_eval(cfg.eval, cfg.model, run.stage_path("corpus"), train_dir, cfg.seed, use_bf16(cfg.train), out)
 
 
-def _report(cfg: FirmlmConfig, run: RunDir, out, resume: str | None = None) -> None:
+def _report(cfg: FirmlmConfig, run: RunDir, out) -> None:
     from firmlm.report.render import render_report
 
     render_report(run.root, out)
