@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from firmlm.errors import ModelError
+from firmlm.errors import ModelError, StageError
 
 log = logging.getLogger(__name__)
 
@@ -233,3 +233,40 @@ def list_prepared() -> list[str]:
     """Folders already in the firmlm model cache."""
     root = cache_dir() / "models"
     return sorted(p.name for p in root.iterdir() if (p / "config.json").is_file()) if root.is_dir() else []
+
+
+def load_merged(model_ref: str, adapter_dir: Path):
+    """(merged model, tokenizer): the base with the adapter folded into its weights."""
+    from peft import PeftModel
+
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise StageError(f"{adapter_dir}: no adapter_config.json; run `firmlm train` first")
+    base, tokenizer = load(model_ref)
+    peft_model = PeftModel.from_pretrained(base, str(adapter_dir))
+    tied = bool(getattr(base.config, "tie_word_embeddings", False))
+    if not tied:
+        return peft_model.merge_and_unload(), tokenizer
+    # Tied embeddings: input and output embeddings get different deltas, so after merging they must be
+    # separate matrices (merging both into the one shared tensor would add both deltas to each).
+    shared = base.get_input_embeddings()
+    shared = getattr(shared, "base_layer", shared).weight.detach().clone()
+    deltas = {}
+    for name, module in peft_model.named_modules():
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf in ("embed_tokens", "lm_head") and hasattr(module, "get_delta_weight"):
+            deltas[leaf] = sum(module.get_delta_weight(a) for a in module.active_adapters)
+    merged = peft_model.merge_and_unload()
+    if deltas:
+        _set_untied(merged, shared + deltas.get("embed_tokens", 0), shared + deltas.get("lm_head", 0))
+    return merged, tokenizer
+
+
+def _set_untied(model, input_weight, output_weight) -> None:
+    import torch
+
+    model.get_input_embeddings().weight = torch.nn.Parameter(input_weight.contiguous())
+    model.get_output_embeddings().weight = torch.nn.Parameter(output_weight.contiguous())
+    model.config.tie_word_embeddings = False
+    text_config = getattr(model.config, "get_text_config", lambda: None)()
+    if text_config is not None:
+        text_config.tie_word_embeddings = False

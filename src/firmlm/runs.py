@@ -104,7 +104,7 @@ class RunDir:
         Files inside are written atomically by the stage; summary.json is removed at the start and written
         last, so the stage counts as done only when it finished. ``fresh`` empties the folder first.
         """
-        from firmlm.train.distributed import barrier, is_main_process
+        from firmlm.distributed import barrier, is_main_process
 
         path = self.stage_path(name)
         if is_main_process():

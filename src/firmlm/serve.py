@@ -99,7 +99,6 @@ class CompletionServer:
 
 def load_backend(model_ref: str, adapter: Path | None, max_prompt_tokens: int = 1024) -> LocalBackend:
     from firmlm import models
-    from firmlm.train.export import load_merged
 
-    model, tokenizer = load_merged(model_ref, adapter) if adapter else models.load(model_ref)
+    model, tokenizer = models.load_merged(model_ref, adapter) if adapter else models.load(model_ref)
     return LocalBackend(model, tokenizer, name=model_ref, batch_size=1, max_prompt_tokens=max_prompt_tokens)

@@ -103,8 +103,8 @@ def run_stages(cfg: FirmlmConfig, names: list[str], force: bool = False, resume:
 
     ``resume`` (``auto`` or a checkpoint folder) continues an interrupted train stage.
     """
+    from firmlm.distributed import barrier, ensure_process_group, is_main_process
     from firmlm.train.checkpoints import resolve_resume
-    from firmlm.train.distributed import barrier, ensure_process_group, is_main_process
 
     preflight(cfg, names)
     ensure_process_group()  # launched with several processes: only the main one writes shared artifacts

@@ -16,7 +16,6 @@ from firmlm.evaluate.generation import aggregate_generation, score_generation
 from firmlm.evaluate.perplexity import aggregate, score_texts, split_point
 from firmlm.evaluate.samples import Sample, select_samples
 from firmlm.runs import StageOutput, atomic_write_json
-from firmlm.train.export import load_merged
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +76,7 @@ def run_eval(cfg: EvalConfig, model_ref: str, corpus_dir: Path, train_dir: Path 
     texts = [s.text for s in samples]
     loaders = {"base": lambda: models.load(model_ref)}
     if train_dir is not None:
-        loaders["adapted"] = lambda: load_merged(model_ref, train_dir / "final")  # merged scores ~15% faster
+        loaders["adapted"] = lambda: models.load_merged(model_ref, train_dir / "final")  # merged scores ~15% faster
     results: dict = {"models": {}, "samples": len(samples), "splits": list(cfg.splits)}
     for name, loader in loaders.items():
         model, tokenizer = loader()

@@ -22,7 +22,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from firmlm.train.distributed import any_rank, is_main_process
+from firmlm.distributed import any_rank, is_main_process
 
 log = logging.getLogger(__name__)
 LOG_EVERY = 10

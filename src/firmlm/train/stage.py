@@ -18,10 +18,10 @@ import torch
 from firmlm import models
 from firmlm.config import TrainConfig
 from firmlm.corpus.shards import read_documents
+from firmlm.distributed import is_main_process, world_size
 from firmlm.errors import StageError, TrainingInterrupted
 from firmlm.models import cache_dir
 from firmlm.runs import StageOutput, atomic_write_json
-from firmlm.train.distributed import is_main_process, world_size
 from firmlm.train.lora import adapter_stats, apply_lora, lean_adapter_saves, target_modules
 from firmlm.train.monitor import TrainingMonitor, truncate_jsonl
 from firmlm.train.optim import build_optimizer
@@ -166,21 +166,21 @@ def run_train(cfg: TrainConfig, model_ref: str, corpus_dir: Path, seed: int, out
             truncate_jsonl(train_dir / "metrics.jsonl", step)
             truncate_jsonl(train_dir / "anomalies.jsonl", step)
         log.info("resuming from %s (step %d)", resume, step)
-    trainer_ref: list = []
     with stop_on_signals() as flag:
+        signal_stop = SignalStop(flag)
         trainer = FirmlmTrainer(
             model=model,
             args=training_args(cfg, train_dir / ".trainer", seed),
             train_dataset=PackedDataset(blocks),
             optimizers=(optimizer, scheduler),
-            callbacks=[monitor, SignalStop(flag, trainer_ref)],
+            callbacks=[monitor, signal_stop],
             train_dir=train_dir,
             monitor=monitor,
             keep_checkpoints=cfg.keep_checkpoints,
             checkpoint_meta={"fingerprint": out.fingerprint, "model": model_ref},
             tokenizer_for_preview=tokenizer,
         )
-        trainer_ref.append(trainer)
+        signal_stop.trainer = trainer
         trainer.remove_callback(PrinterCallback)
         if cfg.upload_to and is_main_process():
             trainer.uploader = CheckpointUploader(cfg.upload_to, cfg.delete_after_upload)

@@ -12,8 +12,8 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback
 
+from firmlm.distributed import any_rank, barrier, is_main_process, mean_over_ranks
 from firmlm.train.checkpoints import publish, rotate
-from firmlm.train.distributed import any_rank, barrier, is_main_process, mean_over_ranks
 from firmlm.train.monitor import TrainingMonitor
 from firmlm.train.signals import StopFlag
 from firmlm.train.upload import free_disk_gb
@@ -42,13 +42,13 @@ class GuardedAdamW(torch.optim.AdamW):
 class SignalStop(TrainerCallback):
     """At a step boundary after a signal: request a save (routed to emergency/) and a stop."""
 
-    def __init__(self, flag: StopFlag, trainer_ref: list):
+    def __init__(self, flag: StopFlag):
         self.flag = flag
-        self.trainer_ref = trainer_ref
+        self.trainer: FirmlmTrainer | None = None  # set once the trainer exists
 
     def _check(self, control) -> None:
-        if any_rank(bool(self.flag)) and self.trainer_ref[0].emergency_reason is None:
-            self.trainer_ref[0].emergency_reason = f"signal {self.flag.signal or 'on another rank'}"
+        if any_rank(bool(self.flag)) and self.trainer.emergency_reason is None:
+            self.trainer.emergency_reason = f"signal {self.flag.signal or 'on another rank'}"
             control.should_save = True
             control.should_training_stop = True
 
