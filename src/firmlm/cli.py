@@ -61,8 +61,9 @@ def _run(config: Path, sets: list[str] | None, names: list[str], force: bool, as
 
 
 def _print_headline(rows: list[dict], report_path: Path) -> None:
-    table = Table(title="firmlm: base vs adapted (token-weighted perplexity, lower is better)")
-    for col in ("split", "base ppl", "adapted ppl", "reduction", "categories improved", "top-1 base → adapted"):
+    ref, target = rows[0].get("reference", "base"), rows[0].get("target") or "–"
+    table = Table(title=f"firmlm: {ref} vs {target} (token-weighted perplexity, lower is better)")
+    for col in ("split", f"{ref} ppl", f"{target} ppl", "reduction", "categories improved", f"top-1 {ref} → {target}"):
         table.add_column(col, justify="right")
     for r in rows:
         top1 = "–"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -176,17 +177,87 @@ class GenerationConfig(Strict):
     max_new_tokens: int = Field(64, ge=1, le=2048, description="Greedy tokens generated per sample (paper: 512).")
     max_prompt_tokens: int = Field(512, ge=16, description="The prefix is cut from the left to this many tokens.")
     batch_size: int = Field(4, ge=1, description="Prompts per generate() call.")
+    engine: Literal["auto", "transformers", "vllm"] = Field(
+        "auto", description="Local generation engine: vLLM when installed and a GPU is present (auto), else transformers."
+    )
+
+
+class ApiModelConfig(Strict):
+    """An OpenAI-compatible HTTP API (generation only; the key is read from the environment)."""
+
+    base_url: str = Field(description="Server root, e.g. http://127.0.0.1:8000 (the /v1/... paths are appended).")
+    model: str = Field(description="Model name sent in each request.")
+    chat: bool = Field(False, description="Use /v1/chat/completions with the completion instruction (chat models).")
+    api_key_env: str | None = Field(None, description="Environment variable holding the API key (never the key itself).")
+    concurrency: int = Field(4, ge=1, description="Requests in flight at once.")
+    timeout_s: float = Field(120.0, gt=0, description="Seconds before a request times out (then retried).")
+    max_retries: int = Field(4, ge=0, description="Retries with exponential backoff on 429/5xx/timeouts.")
+
+
+class EvalModelConfig(Strict):
+    """One model in the comparison. Strings are shorthands: `base`; `final` (the trained adapter); `step-N`
+    (a kept checkpoint); `checkpoints` (every kept checkpoint); anything else is a model reference."""
+
+    name: str = Field(description="Label in results and report; unique.")
+    ref: str | None = Field(None, description="Model reference; default: the run's `model`.")
+    adapter: str | None = Field(
+        None, description="`final`, `step-N`, `checkpoints`, or a folder with adapter_config.json (merged before scoring)."
+    )
+    api: ApiModelConfig | None = Field(None, description="Evaluate a model behind an HTTP API instead (generation only).")
+    tasks: list[Literal["perplexity", "generation"]] = Field(
+        default_factory=lambda: ["perplexity", "generation"],
+        description="What to run for this model (generation also needs eval.generation.enabled).",
+    )
+
+    @model_validator(mode="after")
+    def _api_has_no_local_parts(self) -> EvalModelConfig:
+        if self.api is not None and (self.ref is not None or self.adapter is not None):
+            raise ValueError(f"model {self.name!r}: an api model takes no ref or adapter")
+        return self
+
+
+def _model_shorthand(item: Any) -> Any:
+    if not isinstance(item, str):
+        return item
+    if item == "base":
+        return {"name": "base"}
+    if item in ("final", "checkpoints") or re.fullmatch(r"step-\d+", item):
+        return {"name": item, "adapter": item}
+    if item.startswith("api:"):
+        raise ValueError(f"{item!r}: API models need the object form {{name, api: {{base_url, model}}}}")
+    return {"name": item, "ref": item}
 
 
 class EvalConfig(Strict):
-    """Perplexity of the base and adapted models on held-back documents."""
+    """Perplexity, teacher-forced and generative completion of several models on held-back documents."""
 
     enabled: bool = Field(True, description="Run this stage in `firmlm run`.")
     splits: list[Literal["indomain", "heldout"]] = Field(default_factory=lambda: ["indomain", "heldout"], description="Corpus splits to score.")
     docs_per_category: int = Field(6, ge=1, description="Documents sampled per category and split (seeded).")
     max_chars_per_doc: int = Field(1500, ge=16, description="Each document is cut to this many characters.")
     batch_size: int = Field(4, ge=1, description="Documents per forward pass.")
+    models: list[EvalModelConfig] = Field(
+        default_factory=lambda: [EvalModelConfig(name="base"), EvalModelConfig(name="final", adapter="final")],
+        description="Models compared on the same samples: base, final, step-N, checkpoints, references, API models.",
+    )
+    reference: str = Field("base", description="Model that reductions (%) are measured against.")
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _expand_shorthands(cls, value: Any) -> Any:
+        return [_model_shorthand(v) for v in value] if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> EvalConfig:
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names must be unique, got {names}")
+        if not self.models:
+            raise ValueError("at least one model is needed")
+        if self.reference not in names:
+            raise ValueError(f"reference {self.reference!r} is not one of the models {names}")
+        return self
 
 
 class ReportConfig(Strict):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -150,3 +151,24 @@ class RunDir:
             os.replace(final, old)
         os.replace(tmp, final)
         shutil.rmtree(old, ignore_errors=True)
+
+
+CHECKPOINT_MARKER = "firmlm-checkpoint.json"
+STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def is_complete(folder: Path) -> bool:
+    """A training checkpoint whose marker (written last) and trainer state are both present."""
+    return (folder / CHECKPOINT_MARKER).is_file() and (folder / "trainer_state.json").is_file()
+
+
+def list_complete(root: Path) -> list[tuple[int, Path]]:
+    """(step, folder) of complete checkpoints under root, oldest first."""
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        m = STEP_DIR.match(child.name)
+        if m and child.is_dir() and is_complete(child):
+            found.append((int(m.group(1)), child))
+    return sorted(found)

@@ -66,7 +66,8 @@ def _eval(cfg: FirmlmConfig, run: RunDir, out) -> None:
     if cfg.train.enabled:
         run.require("train")
         train_dir = run.stage_path("train")
-    run_eval(cfg.eval, cfg.model, run.stage_path("corpus"), train_dir, cfg.seed, use_bf16(cfg.train), out)
+    run_eval(cfg.eval, cfg.model, run.stage_path("corpus"), train_dir, cfg.seed, use_bf16(cfg.train), out,
+             cache_dir=run.root / "cache")  # API responses outlive a crashed or forced eval
 
 
 def _report(cfg: FirmlmConfig, run: RunDir, out) -> None:

@@ -59,3 +59,14 @@ def test_teacher_forced_completion_counts_match_a_manual_check():
     assert score.top1 == int((preds[:, 0] == target).sum())
     assert score.top5 == int((preds == target[:, None]).any(-1).sum())
     assert 0 <= score.top1 <= score.top5 <= score.suffix_tokens
+
+
+def test_samples_longer_than_the_context_are_cut_and_flagged():
+    model, tok = models.load("tiny:llama")
+    text = "uint32_t reg = 0x40021000;\n" * 20
+    full = score_texts(model, tok, [text], batch_size=1, bf16=False)
+    cut = score_texts(model, tok, [text], batch_size=1, bf16=False, max_tokens=33)[0]
+    assert not full[0].truncated and cut.truncated
+    assert cut.tokens == 32 and cut.bytes < len(text) and cut.suffix_tokens > 0
+    samples = [Sample("0", "heldout", "a", "r", "p", text)]
+    assert aggregate(samples, [cut])["heldout"]["overall"]["truncated_docs"] == 1

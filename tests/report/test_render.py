@@ -1,6 +1,6 @@
 import json
 
-from firmlm.report.render import headline, smooth
+from firmlm.report.render import headline
 from firmlm.stages import run_stages
 
 
@@ -14,8 +14,10 @@ def test_report_is_rebuilt_from_artifacts_alone(tiny_config):
         assert f"### {split}" in md
         for cat, f in figs["per_category"].items():
             assert f"| {cat} | {f['docs']} | {f['tokens']} | {f['ppl']:.3f} |" in md
-    assert (report / "figures" / "loss.png").stat().st_size > 1000
-    top1 = results["models"]["adapted"]["perplexity"]["heldout"]["overall"]["completion"]["top1"]
+    for fig in ("training.png", "ppl_heldout.png", "completion_heldout.png"):
+        assert (report / "figures" / fig).stat().st_size > 1000
+    assert "## Failures" in md
+    top1 = results["models"]["final"]["perplexity"]["heldout"]["overall"]["completion"]["top1"]
     assert "## Teacher-forced completion" in md and f"{100 * top1:.1f}%" in md
     html = (report / "report.html").read_text()
     assert "data:image/png;base64," in html and "<table>" in html
@@ -26,12 +28,10 @@ def test_report_is_rebuilt_from_artifacts_alone(tiny_config):
 def test_headline_counts_improved_categories():
     results = {
         "models": {"base": {"perplexity": {"heldout": {"overall": {"ppl": 10.0}, "per_category": {"a": {}, "b": {}}}}},
-                   "adapted": {"perplexity": {"heldout": {"overall": {"ppl": 9.0}, "per_category": {}}}}},
+                   "final": {"perplexity": {"heldout": {"overall": {"ppl": 9.0}, "per_category": {}}}}},
+        "reference": "base", "target": "final",
         "reduction_pct": {"heldout": {"overall": 10.0, "per_category": {"a": 12.0, "b": -1.0}}},
     }
-    assert headline(results) == [{"split": "heldout", "base_top1": None, "adapted_top1": None, "base_ppl": 10.0,
+    assert headline(results) == [{"split": "heldout", "reference": "base", "target": "final", "base_top1": None, "adapted_top1": None, "base_ppl": 10.0,
                                   "adapted_ppl": 9.0, "reduction_pct": 10.0, "categories_improved": 1, "categories": 2}]
 
-
-def test_smooth_skips_nan():
-    assert smooth([1.0, float("nan"), 3.0], alpha=0.5) == [1.0, 1.0, 2.0]

@@ -31,6 +31,7 @@ class DocScore:
     suffix_tokens: int = 0
     top1: int = 0
     top5: int = 0
+    truncated: bool = False  # the sample was longer than the model's context and was cut to fit
 
 
 def split_point(text: str, fraction: float = SPLIT_FRACTION) -> int:
@@ -51,17 +52,30 @@ def score_texts(
     batch_size: int = 4,
     bf16: bool = True,
     progress: Callable[[int], None] | None = None,
+    max_tokens: int | None = None,
 ) -> list[DocScore]:
-    """Score every token of each text, conditioned on a leading EOS (as after a packed document)."""
+    """Score every token of each text, conditioned on a leading EOS (as after a packed document).
+
+    A text longer than ``max_tokens`` (default: the model's context) is cut to fit and flagged ``truncated``;
+    its byte count then covers only the scored part.
+    """
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    encoded, suffix_from = [], []
+    limit = max_tokens or getattr(model.config, "max_position_embeddings", None) or 1 << 30
+    encoded, suffix_from, nbytes, truncated = [], [], [], []
     for t in texts:
         enc = tokenizer(t, add_special_tokens=False, return_offsets_mapping=True)
-        cut = split_point(t)
-        first_suffix = next((i for i, (start, _) in enumerate(enc["offset_mapping"]) if start >= cut), len(enc["input_ids"]))
-        encoded.append([eos, *enc["input_ids"]])
+        ids, offsets = enc["input_ids"], enc["offset_mapping"]
+        cut_short = len(ids) + 1 > limit
+        if cut_short:
+            ids, offsets = ids[: limit - 1], offsets[: limit - 1]
+            t = t[: offsets[-1][1]] if offsets else ""
+        cut = split_point(t) if t else 0
+        first_suffix = next((i for i, (start, _) in enumerate(offsets) if start >= cut), len(ids))
+        encoded.append([eos, *ids])
         suffix_from.append(first_suffix + 1)  # index in `encoded` (after the leading EOS)
+        nbytes.append(len(t.encode("utf-8")))
+        truncated.append(cut_short)
     order = sorted(range(len(texts)), key=lambda i: -len(encoded[i]))
     scores: list[DocScore | None] = [None] * len(texts)
     device = next(model.parameters()).device
@@ -79,24 +93,24 @@ def score_texts(
                 ids[row, : len(encoded[i])] = torch.tensor(encoded[i])
                 mask[row, : len(encoded[i])] = 1
             ids, mask = ids.to(device), mask.to(device)
-            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-            target = ids[:, 1:]
-            token_nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
-            token_nll = token_nll * mask[:, 1:]
-            top5 = logits.topk(5, dim=-1).indices
-            hit1 = top5[..., 0] == target
-            hit5 = (top5 == target.unsqueeze(-1)).any(dim=-1)
-            for row, i in enumerate(idx):
+            logits = model(input_ids=ids, attention_mask=mask).logits
+            for row, i in enumerate(idx):  # per row: no work on padding, top-k only on the suffix
                 n = len(encoded[i]) - 1
                 s0 = suffix_from[i] - 1  # position predicting the first suffix token
+                row_logits = logits[row, :n].float()
+                target = ids[row, 1 : n + 1]
+                token_nll = torch.nn.functional.cross_entropy(row_logits, target, reduction="none")
+                top5 = row_logits[s0:n].topk(5, dim=-1).indices
+                suffix_target = target[s0:n]
                 scores[i] = DocScore(
-                    nll=float(token_nll[row, :n].sum()),
+                    nll=float(token_nll.sum()),
                     tokens=n,
-                    bytes=len(texts[i].encode("utf-8")),
-                    suffix_nll=float(token_nll[row, s0:n].sum()),
+                    bytes=nbytes[i],
+                    suffix_nll=float(token_nll[s0:n].sum()),
                     suffix_tokens=max(0, n - s0),
-                    top1=int(hit1[row, s0:n].sum()),
-                    top5=int(hit5[row, s0:n].sum()),
+                    top1=int((top5[:, 0] == suffix_target).sum()),
+                    top5=int((top5 == suffix_target.unsqueeze(-1)).any(dim=-1).sum()),
+                    truncated=truncated[i],
                 )
             if progress:
                 progress(len(idx))
@@ -139,4 +153,5 @@ def _figures(scores: Sequence[DocScore]) -> dict:
         "tokens": tokens,
         "bytes": nbytes,
         "docs": len(scores),
+        "truncated_docs": sum(s.truncated for s in scores),
     }

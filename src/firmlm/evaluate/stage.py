@@ -1,5 +1,6 @@
-"""The eval stage: perplexity, teacher-forced and (optionally) generative completion of the base and the
-adapted model on indomain and heldout samples."""
+"""The eval stage: every model of `eval.models` on the same samples. Perplexity and teacher-forced completion
+(local models), greedy generative completion (local, vLLM or API models), then the comparisons: reductions
+against the reference, the winner per category, and perplexity across checkpoints."""
 
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ from pathlib import Path
 from firmlm import models
 from firmlm.config import EvalConfig, GenerationConfig
 from firmlm.errors import StageError
+from firmlm.evaluate.backends import CompletionBackend
+from firmlm.evaluate.backends.api import ApiBackend
 from firmlm.evaluate.backends.local import LocalBackend
+from firmlm.evaluate.compare import checkpoint_series, reductions, winners
 from firmlm.evaluate.generation import aggregate_generation, score_generation
+from firmlm.evaluate.model_specs import ModelSpec, resolve_models
 from firmlm.evaluate.perplexity import aggregate, score_texts, split_point
 from firmlm.evaluate.samples import Sample, select_samples
 from firmlm.runs import StageOutput, atomic_write_json
@@ -20,40 +25,35 @@ from firmlm.runs import StageOutput, atomic_write_json
 log = logging.getLogger(__name__)
 
 
-def reductions(base: dict, other: dict) -> dict:
-    """Relative perplexity reduction (%) of ``other`` against ``base``, per split and category."""
-    out = {}
-    for split, figs in base.items():
-        if split not in other:
-            continue
-        cats = {}
-        for cat, f in figs["per_category"].items():
-            o = other[split]["per_category"].get(cat)
-            if o and f["ppl"]:
-                cats[cat] = round(100.0 * (f["ppl"] - o["ppl"]) / f["ppl"], 2)
-        overall = round(100.0 * (figs["overall"]["ppl"] - other[split]["overall"]["ppl"]) / figs["overall"]["ppl"], 2)
-        out[split] = {"per_category": cats, "overall": overall}
-    return out
-
-
-def generation_results(model, tokenizer, name: str, samples: list[Sample], cfg: GenerationConfig) -> dict:
-    """Greedy completions of the first samples of each (split, category), scored per split and category."""
+def generation_samples(samples: list[Sample], per_category: int) -> list[Sample]:
+    """The first ``per_category`` samples of each (split, category): the same for every model."""
     chosen, per_group = [], defaultdict(int)
     for s in samples:
-        if per_group[(s.split, s.category)] < cfg.samples_per_category:
+        if per_group[(s.split, s.category)] < per_category:
             per_group[(s.split, s.category)] += 1
             chosen.append(s)
+    return chosen
+
+
+def generation_results(backend: CompletionBackend, chosen: list[Sample], cfg: GenerationConfig, tokenizer=None) -> dict:
+    """Greedy completions of the 75% prefixes, scored per split and category, with failure counts."""
     cuts = [split_point(s.text) for s in chosen]
     prompts = [s.text[:c] for s, c in zip(chosen, cuts)]
     refs = [s.text[c:] for s, c in zip(chosen, cuts)]
-    backend = LocalBackend(model, tokenizer, name, cfg.batch_size, cfg.max_prompt_tokens)
     t0 = time.perf_counter()
     outputs = backend.complete(prompts, cfg.max_new_tokens)
     seconds = time.perf_counter() - t0
+    failures = {
+        "failed_requests": sum(o is None for o in outputs),
+        "empty_generations": sum(o is not None and not o.strip() for o in outputs),
+        "prompt_truncated": None if tokenizer is None else sum(
+            len(tokenizer(p, add_special_tokens=False)["input_ids"]) + 1 > cfg.max_prompt_tokens for p in prompts),
+    }
     groups: dict = defaultdict(lambda: defaultdict(list))
     for s, out, ref in zip(chosen, outputs, refs):
-        groups[s.split][s.category].append((out or "", ref))
-    result: dict = {"seconds": round(seconds, 2), "samples_per_s": round(len(chosen) / seconds, 3) if seconds else None}
+        groups[s.split][s.category].append((out or "", ref))  # a failed request scores as an empty output
+    result: dict = {"seconds": round(seconds, 2), "samples": len(chosen), "failures": failures,
+                    "samples_per_s": round(len(chosen) / seconds, 3) if seconds else None}
     for split, cats in sorted(groups.items()):
         every = [pair for pairs in cats.values() for pair in pairs]
         result[split] = {
@@ -68,48 +68,110 @@ def _aggregate_pairs(pairs: list[tuple[str, str]]) -> dict:
     return aggregate_generation([score_generation(g, r) for g, r in pairs], gens, refs)
 
 
-def run_eval(cfg: EvalConfig, model_ref: str, corpus_dir: Path, train_dir: Path | None, seed: int, bf16: bool, out: StageOutput) -> None:
+def _use_vllm(engine: str) -> bool:
+    from firmlm.evaluate.backends.vllm import vllm_available
+
+    if engine == "vllm" and not vllm_available():
+        raise StageError("eval.generation.engine = 'vllm': vllm is not installed or no CUDA device is visible")
+    return engine == "vllm" or (engine == "auto" and vllm_available())
+
+
+def _evaluate_local(spec: ModelSpec, cfg: EvalConfig, samples: list[Sample], chosen: list[Sample], bf16: bool) -> dict:
+    result: dict = {"ref": spec.label, "step": spec.step}
+    model, tokenizer = models.load_merged(spec.ref, spec.adapter) if spec.adapter else models.load(spec.ref)
+    if "perplexity" in spec.tasks:
+        t0 = time.perf_counter()
+        scores = score_texts(model, tokenizer, [s.text for s in samples], cfg.batch_size, bf16)
+        seconds = time.perf_counter() - t0
+        tokens = sum(s.tokens for s in scores)
+        result.update({"perplexity": aggregate(samples, scores), "seconds": round(seconds, 2),
+                       "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
+                       "truncated_to_context": sum(s.truncated for s in scores)})
+        log.info("%s: perplexity over %d tokens in %.1fs", spec.name, tokens, seconds)
+    if chosen and "generation" in spec.tasks:
+        if _use_vllm(cfg.generation.engine):
+            from firmlm.evaluate.backends.vllm import VllmBackend
+
+            del model
+            backend = VllmBackend(spec.ref, spec.adapter, spec.name, cfg.generation.max_prompt_tokens)
+            try:
+                result["generation"] = {"engine": "vllm", **generation_results(backend, chosen, cfg.generation, tokenizer)}
+            finally:
+                backend.close()
+        else:
+            backend = LocalBackend(model, tokenizer, spec.name, cfg.generation.batch_size, cfg.generation.max_prompt_tokens)
+            result["generation"] = {"engine": "transformers", **generation_results(backend, chosen, cfg.generation, tokenizer)}
+        log.info("%s: generation in %.1fs", spec.name, result["generation"]["seconds"])
+    return result
+
+
+def _evaluate_api(spec: ModelSpec, cfg: EvalConfig, chosen: list[Sample], cache_dir: Path) -> dict:
+    api = spec.api
+    backend = ApiBackend(api.base_url, api.model, cache_dir / "api-requests.sqlite", chat=api.chat,
+                         api_key_env=api.api_key_env, concurrency=api.concurrency, timeout_s=api.timeout_s,
+                         max_retries=api.max_retries)
+    result: dict = {"ref": spec.label, "step": None}
+    if chosen and "generation" in spec.tasks:
+        result["generation"] = {"engine": "api", **generation_results(backend, chosen, cfg.generation)}
+    s = backend.stats
+    result["api"] = {"requests": s.requests, "cache_hits": s.cache_hits, "retries": s.retries, "failures": dict(s.failures)}
+    return result
+
+
+def pick_target(cfg: EvalConfig, results: dict) -> str | None:
+    """The model the headline compares with the reference: `final` if scored, else the last scored other model."""
+    scored = [n for n, r in results.items() if "perplexity" in r and n != cfg.reference]
+    return "final" if "final" in scored else (scored[-1] if scored else None)
+
+
+def run_eval(cfg: EvalConfig, model_ref: str, corpus_dir: Path, train_dir: Path | None, seed: int, bf16: bool,
+             out: StageOutput, cache_dir: Path) -> None:
     samples = select_samples(corpus_dir, list(cfg.splits), cfg.docs_per_category, cfg.max_chars_per_doc, seed)
     if not samples:
         raise StageError(f"{corpus_dir}: no documents in splits {list(cfg.splits)} to evaluate")
-    log.info("evaluating %d samples over %d (split, category) groups", len(samples), len({(s.split, s.category) for s in samples}))
-    texts = [s.text for s in samples]
-    loaders = {"base": lambda: models.load(model_ref)}
-    if train_dir is not None:
-        loaders["adapted"] = lambda: models.load_merged(model_ref, train_dir / "final")  # merged scores ~15% faster
-    results: dict = {"models": {}, "samples": len(samples), "splits": list(cfg.splits)}
-    for name, loader in loaders.items():
-        model, tokenizer = loader()
-        t0 = time.perf_counter()
-        scores = score_texts(model, tokenizer, texts, cfg.batch_size, bf16)
-        seconds = time.perf_counter() - t0
-        tokens = sum(s.tokens for s in scores)
-        results["models"][name] = {
-            "ref": model_ref if name == "base" else f"{model_ref} + {train_dir / 'final'}",
-            "perplexity": aggregate(samples, scores),
-            "seconds": round(seconds, 2),
-            "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
-        }
-        log.info("%s: %d tokens in %.1fs", name, tokens, seconds)
-        if cfg.generation.enabled:
-            results["models"][name]["generation"] = generation_results(model, tokenizer, name, samples, cfg.generation)
-            log.info("%s: generation in %.1fs", name, results["models"][name]["generation"]["seconds"])
-        del model
-    if "adapted" in results["models"]:
-        results["reduction_pct"] = reductions(
-            results["models"]["base"]["perplexity"], results["models"]["adapted"]["perplexity"]
-        )
+    specs, skipped = resolve_models(cfg.models, model_ref, train_dir)
+    chosen = generation_samples(samples, cfg.generation.samples_per_category) if cfg.generation.enabled else []
+    log.info("evaluating %d models on %d samples (%d for generation) over %d (split, category) groups",
+             len(specs), len(samples), len(chosen), len({(s.split, s.category) for s in samples}))
+    per_model: dict = {}
+    for spec in specs:
+        if spec.api is not None:
+            per_model[spec.name] = _evaluate_api(spec, cfg, chosen, cache_dir)
+        else:
+            per_model[spec.name] = _evaluate_local(spec, cfg, samples, chosen, bf16)
+    reference = per_model.get(cfg.reference, {}).get("perplexity")
+    if reference is None:
+        raise StageError(f"eval.reference {cfg.reference!r}: that model was skipped or has no perplexity task")
+    for name, r in per_model.items():
+        if name != cfg.reference and "perplexity" in r:
+            r["reduction_pct"] = reductions(reference, r["perplexity"])
+    target = pick_target(cfg, per_model)
+    results: dict = {
+        "models": per_model, "reference": cfg.reference, "target": target, "samples": len(samples),
+        "generation_samples": len(chosen), "splits": list(cfg.splits), "skipped_models": skipped,
+        "reduction_pct": per_model[target]["reduction_pct"] if target else {},
+        "winners": winners(per_model), "checkpoints": checkpoint_series(per_model),
+    }
     atomic_write_json(out.path / "results.json", results)
     atomic_write_json(
         out.path / "samples.json",
-        [{"doc_id": s.doc_id, "split": s.split, "category": s.category, "repo": s.repo, "path": s.path} for s in samples],
+        [{"doc_id": s.doc_id, "split": s.split, "category": s.category, "repo": s.repo, "path": s.path,
+          "generation": s in chosen} for s in samples],
     )
     out.summary.update(
         {
             "samples": len(samples),
+            "models": list(per_model),
+            "target": target,
             "overall_ppl": {
-                m: {split: v["overall"]["ppl"] for split, v in r["perplexity"].items()} for m, r in results["models"].items()
+                m: {split: v["overall"]["ppl"] for split, v in r["perplexity"].items()}
+                for m, r in per_model.items() if "perplexity" in r
             },
-            "reduction_pct": {s: v["overall"] for s, v in results.get("reduction_pct", {}).items()},
+            "reduction_pct": {s: v["overall"] for s, v in results["reduction_pct"].items()},
+            "generation_token_accuracy": {
+                m: {split: r["generation"][split]["overall"]["weighted"]["token_accuracy"] for split in cfg.splits
+                    if split in r["generation"]}
+                for m, r in per_model.items() if "generation" in r
+            },
         }
     )

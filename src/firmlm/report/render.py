@@ -5,10 +5,16 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 from pathlib import Path
 from typing import Any
 
+from firmlm.report.figures import (
+    checkpoint_figure,
+    completion_figure,
+    generation_figure,
+    ppl_figure,
+    training_figure,
+)
 from firmlm.runs import StageOutput, atomic_write_text
 
 
@@ -26,100 +32,40 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def smooth(values: list[float], alpha: float = 0.2) -> list[float]:
-    """Exponential moving average (NaN steps keep the previous value)."""
-    out, avg = [], None
-    for v in values:
-        if v is not None and math.isfinite(v):
-            avg = v if avg is None else alpha * v + (1 - alpha) * avg
-        out.append(avg if avg is not None else float("nan"))
-    return out
-
-
-def loss_figure(metrics: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = [m["step"] for m in metrics]
-    loss = [m["loss"] for m in metrics]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    axes[0].plot(steps, loss, alpha=0.35, label="raw")
-    axes[0].plot(steps, smooth(loss), label="smoothed (EMA 0.2)")
-    axes[0].set_xlabel("optimizer step")
-    axes[0].set_ylabel("training loss")
-    axes[0].legend()
-    axes[0].set_title("Training loss")
-    axes[1].plot(steps, [m.get("lr") for m in metrics], label="main")
-    if any(m.get("lr_embed") is not None for m in metrics):
-        axes[1].plot(steps, [m.get("lr_embed") for m in metrics], label="embeddings")
-    axes[1].set_xlabel("optimizer step")
-    axes[1].set_ylabel("learning rate")
-    axes[1].legend()
-    axes[1].set_title("LR schedule")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def ppl_figure(results: dict[str, Any], split: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    models = list(results["models"])
-    cats = sorted({c for m in models for c in results["models"][m]["perplexity"].get(split, {}).get("per_category", {})})
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(cats) + 2), 3.8))
-    width = 0.8 / max(1, len(models))
-    for k, m in enumerate(models):
-        per = results["models"][m]["perplexity"].get(split, {}).get("per_category", {})
-        ax.bar([i + k * width for i in range(len(cats))], [per.get(c, {}).get("ppl") or 0 for c in cats], width, label=m)
-    red = results.get("reduction_pct", {}).get(split, {}).get("per_category", {})
-    for i, c in enumerate(cats):
-        if c in red:
-            top = max(results["models"][m]["perplexity"][split]["per_category"].get(c, {}).get("ppl") or 0 for m in models)
-            ax.annotate(f"{red[c]:+.1f}%", (i + width * (len(models) - 1) / 2, top), xytext=(0, 3),
-                        textcoords="offset points", ha="center", fontsize=7)
-    ax.margins(y=0.12)
-    ax.set_xticks([i + width * (len(models) - 1) / 2 for i in range(len(cats))])
-    ax.set_xticklabels(cats, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("perplexity (lower is better)")
-    ax.set_title(f"Per-category perplexity, {split}")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def scored(results: dict[str, Any], split: str, section: str = "perplexity") -> list[str]:
+    """Models with figures for ``split`` in ``section``, the reference first."""
+    names = [m for m, r in results["models"].items() if split in (r.get(section) or {})]
+    ref = results.get("reference", "base")
+    return sorted(names, key=lambda m: m != ref)
 
 
 def ppl_table(results: dict[str, Any], split: str) -> list[str]:
-    """Markdown rows: category, docs, tokens, base ppl, adapted ppl, reduction %, bits per byte."""
-    base = results["models"]["base"]["perplexity"].get(split)
-    if base is None:
+    """Markdown rows: category, docs, tokens, perplexity of each model (reference first), the target's
+    reduction against the reference, and bits per byte of both."""
+    names = scored(results, split)
+    if not names:
         return []
-    adapted = results["models"].get("adapted", {}).get("perplexity", {}).get(split)
+    ref, target = names[0], results.get("target")
+    figs = {m: results["models"][m]["perplexity"][split] for m in names}
     red = results.get("reduction_pct", {}).get(split, {})
-    lines = [
-        "| category | docs | tokens | base ppl | adapted ppl | reduction | base bpb | adapted bpb |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    rows = list(base["per_category"].items()) + [("**overall**", base["overall"])]
-    for cat, f in rows:
-        key = "overall" if cat.startswith("**") else cat
-        a = (adapted["overall"] if key == "overall" else adapted["per_category"].get(cat)) if adapted else None
-        r = red.get("overall") if key == "overall" else red.get("per_category", {}).get(cat)
-        lines.append(
-            f"| {cat} | {f['docs']} | {f['tokens']} | {f['ppl']:.3f} | "
-            f"{a['ppl']:.3f} | {r:+.1f}% | {f['bpb']:.4f} | {a['bpb']:.4f} |" if a else
-            f"| {cat} | {f['docs']} | {f['tokens']} | {f['ppl']:.3f} | – | – | {f['bpb']:.4f} | – |"
-        )
+    bpb_models = [ref] + ([target] if target in figs else [])
+    lines = ["| category | docs | tokens | " + " | ".join(f"{m} ppl" for m in names) + " | reduction | "
+             + " | ".join(f"{m} bpb" for m in bpb_models) + " |",
+             "|---|---:|---:|" + "---:|" * (len(names) + 1 + len(bpb_models))]
+    for cat in [*figs[ref]["per_category"], "overall"]:
+        row = {m: (f["overall"] if cat == "overall" else f["per_category"].get(cat)) for m, f in figs.items()}
+        r = red.get("overall") if cat == "overall" else red.get("per_category", {}).get(cat)
+        cells = [f"{row[m]['ppl']:.3f}" if row[m] else "–" for m in names]
+        cells.append(f"{r:+.1f}%" if r is not None else "–")
+        cells += [f"{row[m]['bpb']:.4f}" if row[m] else "–" for m in bpb_models]
+        label = "**overall**" if cat == "overall" else cat
+        lines.append(f"| {label} | {row[ref]['docs']} | {row[ref]['tokens']} | " + " | ".join(cells) + " |")
     return lines
 
 
 def completion_table(results: dict[str, Any], split: str) -> list[str]:
     """Markdown rows of teacher-forced completion on the 25% suffix: top-1/top-5 accuracy and loss per model."""
-    names = [m for m in results["models"] if split in results["models"][m]["perplexity"]]
+    names = scored(results, split)
     if not names:
         return []
     head = "| category | suffix tokens | " + " | ".join(f"{m} top-1 | {m} top-5 | {m} loss" for m in names) + " |"
@@ -140,7 +86,7 @@ def completion_table(results: dict[str, Any], split: str) -> list[str]:
 def generation_table(results: dict[str, Any], split: str) -> list[str]:
     """Markdown rows of generative completion per model: token accuracy and BLEU-4, weighted by reference
     tokens (corpus BLEU), plus the unweighted means, and empty generations."""
-    names = [m for m in results["models"] if split in results["models"][m].get("generation", {})]
+    names = scored(results, split, "generation")
     if not names:
         return []
     lines = ["| category | samples | " + " | ".join(f"{m} token acc | {m} BLEU-4 | {m} empty" for m in names) + " |",
@@ -168,15 +114,19 @@ def _pct(value: float | None) -> str:
 
 
 def headline(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per split: base and adapted overall perplexity, reduction, categories improved."""
+    """One row per split: the reference's and the target's overall perplexity and top-1, the reduction, and
+    the categories the target improved."""
     rows = []
-    for split, base in results["models"]["base"]["perplexity"].items():
-        adapted = results["models"].get("adapted", {}).get("perplexity", {}).get(split)
+    ref_name, target_name = results.get("reference", "base"), results.get("target")
+    for split, base in results["models"][ref_name]["perplexity"].items():
+        adapted = results["models"].get(target_name, {}).get("perplexity", {}).get(split) if target_name else None
         red = results.get("reduction_pct", {}).get(split, {})
         cats = red.get("per_category", {})
         rows.append(
             {
                 "split": split,
+                "reference": ref_name,
+                "target": target_name,
                 "base_top1": base["overall"].get("completion", {}).get("top1"),
                 "adapted_top1": adapted["overall"].get("completion", {}).get("top1") if adapted else None,
                 "base_ppl": base["overall"]["ppl"],
@@ -187,6 +137,59 @@ def headline(results: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def winners_table(results: dict[str, Any], split: str) -> list[str]:
+    """Markdown rows: per category, the best model on each metric with its value (paper Table 18)."""
+    win = results.get("winners") or {}
+    metrics = [m for m in ("perplexity", "top1", "token_accuracy", "bleu4") if split in win.get(m, {})]
+    if not metrics:
+        return []
+    labels = {"perplexity": "perplexity (lowest)", "top1": "top-1", "token_accuracy": "gen. token acc", "bleu4": "BLEU-4"}
+    cats = sorted({c for m in metrics for c in win[m][split]} - {"overall"}) + ["overall"]
+    lines = ["| category | " + " | ".join(labels[m] for m in metrics) + " |", "|---|" + "---|" * len(metrics)]
+    for cat in cats:
+        cells = []
+        for m in metrics:
+            w = win[m][split].get(cat)
+            value = "" if w is None else (f"{w['value']:.3f}" if m == "perplexity" else
+                                          f"{100 * w['value']:.1f}%" if m in ("top1", "token_accuracy") else f"{w['value']:.1f}")
+            cells.append(f"{w['model']} ({value})" if w else "–")
+        lines.append(f"| {'**overall**' if cat == 'overall' else cat} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def checkpoint_table(results: dict[str, Any]) -> list[str]:
+    """Markdown rows: overall perplexity per split at each training step (paper Table 15)."""
+    series = results.get("checkpoints") or []
+    if not series:
+        return []
+    splits = [s for s in results.get("splits", []) if any(s in r for r in series)]
+    lines = ["| model | step | " + " | ".join(f"{s} ppl" for s in splits) + " |", "|---|---:|" + "---:|" * len(splits)]
+    for r in series:
+        lines.append(f"| {r['model']} | {r['step']} | " + " | ".join(f"{r[s]:.3f}" if r.get(s) else "–" for s in splits) + " |")
+    return lines
+
+
+def failure_lines(results: dict[str, Any]) -> list[str]:
+    """Markdown rows of everything that did not go to plan, per model: nothing is dropped silently."""
+    lines = ["| model | cut to context (ppl) | generation failed | empty generations | prompt cut to budget | API requests | API cache hits | API retries | API errors |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for name, r in results["models"].items():
+        g = (r.get("generation") or {}).get("failures", {})
+        api = r.get("api") or {}
+        errors = ", ".join(f"{k} {v}" for k, v in api.get("failures", {}).items()) or ("0" if api else "–")
+
+        def cell(value: Any) -> str:
+            return "–" if value is None else str(value)
+
+        lines.append(f"| {name} | {cell(r.get('truncated_to_context'))} | {cell(g.get('failed_requests'))} | "
+                     f"{cell(g.get('empty_generations'))} | {cell(g.get('prompt_truncated'))} | {cell(api.get('requests'))} | "
+                     f"{cell(api.get('cache_hits'))} | {cell(api.get('retries'))} | {errors} |")
+    skipped = results.get("skipped_models") or []
+    if skipped:
+        lines += ["", "Skipped models: " + "; ".join(f"{s['model']} ({s['reason']})" for s in skipped) + "."]
+    return lines
 
 
 def render_report(run_root: Path, out: StageOutput) -> None:
@@ -216,31 +219,56 @@ def render_report(run_root: Path, out: StageOutput) -> None:
         md += ["## Training", "", f"Model `{train['model']}`, LoRA r={train['lora']['rank']} alpha={train['lora']['alpha']} "
                f"rslora={train['lora']['rslora']}, {train['steps']} steps, {train['train_tokens']} tokens in "
                f"{train['train_seconds']} s ({train['tokens_per_s']} tokens/s); loss {train['first_loss']} → {train['final_loss']}.", ""]
+
+    def figure(name: str, caption: str, draw) -> None:
+        draw(out.path / name)
+        figures.append((name, caption))
+        md.extend([f"![{caption}]({name})", ""])
+
     if metrics:
-        loss_figure(metrics, figs / "loss.png")
-        figures.append(("figures/loss.png", "Training loss and learning rate"))
-        md += ["![Training loss and learning rate](figures/loss.png)", ""]
+        figure("figures/training.png", "Training loss, LR schedule, gradient norm and throughput",
+               lambda path: training_figure(metrics, path))
     if results:
-        md += ["## Perplexity", "", "Token-weighted perplexity over the same samples for every model; bits per byte "
-               "(bpb) compare models with different tokenizers. Reduction = (base − adapted) / base.", ""]
-        for split in results["models"]["base"]["perplexity"]:
+        ref, target = results.get("reference", "base"), results.get("target")
+        splits = list(results["models"][ref]["perplexity"])
+        reduction = f" Reduction = ({ref} − {target}) / {ref}." if target else ""
+        md += ["## Perplexity", "", f"Token-weighted perplexity over the same {results['samples']} samples for every "
+               f"model; bits per byte (bpb) compare models with different tokenizers.{reduction}", ""]
+        for split in splits:
             md += [f"### {split}", ""] + ppl_table(results, split) + [""]
-            name = f"figures/ppl_{split}.png"
-            ppl_figure(results, split, out.path / name)
-            figures.append((name, f"Per-category perplexity, {split}"))
-            md += [f"![Per-category perplexity, {split}]({name})", ""]
+            figure(f"figures/ppl_{split}.png", f"Per-category perplexity, {split}",
+                   lambda path, s=split: ppl_figure(results, s, path))
+        if results.get("checkpoints"):
+            md += ["## Perplexity across checkpoints", "", "Overall perplexity of the base model (step 0), the kept "
+                   "checkpoints and the final adapter.", ""] + checkpoint_table(results) + [""]
+            figure("figures/ppl_checkpoints.png", "Perplexity across checkpoints",
+                   lambda path: checkpoint_figure(results["checkpoints"], splits, path))
         md += ["## Teacher-forced completion", "", "Each sample is split at the line boundary nearest 75% of its "
                "length and fed whole once; on the suffix tokens: top-1 and top-5 next-token accuracy and the mean "
                "loss (token-weighted).", ""]
-        for split in results["models"]["base"]["perplexity"]:
+        for split in splits:
             md += [f"### {split}", ""] + completion_table(results, split) + [""]
+            figure(f"figures/completion_{split}.png", f"Teacher-forced top-1 and top-5, {split}",
+                   lambda path, s=split: completion_figure(results, s, path))
         if any("generation" in r for r in results["models"].values()):
-            md += ["## Generative completion", "", "Greedy continuation of the 75% prefix, scored against the true "
-                   "suffix in one code tokenization for every model (words and single symbols): token accuracy is the "
-                   "position-wise match over the reference length; BLEU-4 is corpus BLEU on those tokens with the "
-                   "generation cut to the reference length. Table figures are weighted by reference tokens.", ""]
-            for split in results["models"]["base"]["perplexity"]:
+            md += ["## Generative completion", "", f"Greedy continuation of the 75% prefix of {results.get('generation_samples')} "
+                   "samples, scored against the true suffix in one code tokenization for every model (words and single "
+                   "symbols): token accuracy is the position-wise match over the reference length; BLEU-4 is corpus BLEU "
+                   "on those tokens with the generation cut to the reference length. Table figures are weighted by "
+                   "reference tokens; the unweighted means over samples follow each table.", ""]
+            for split in splits:
+                if not scored(results, split, "generation"):
+                    continue
                 md += [f"### {split}", ""] + generation_table(results, split) + [""]
+                figure(f"figures/generation_{split}.png", f"Generative token accuracy and BLEU-4, {split}",
+                       lambda path, s=split: generation_figure(results, s, path))
+        if len(results["models"]) > 2 or any("generation" in r for r in results["models"].values()):
+            md += ["## Winner per category", "", "The best model on each metric, per category (ties: the model listed "
+                   "first).", ""]
+            for split in splits:
+                md += [f"### {split}", ""] + winners_table(results, split) + [""]
+        md += ["## Failures", "", "Samples cut to the model's context, failed or empty generations, prompts cut to the "
+               "generation budget, and API traffic: counted here, never dropped silently.", ""] + failure_lines(results) + [""]
     atomic_write_text(out.path / "report.md", "\n".join(md) + "\n")
     atomic_write_text(out.path / "report.html", _html(md, out.path))
     out.summary.update({"report": "report.md", "html": "report.html", "figures": [f for f, _ in figures],

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 from firmlm.errors import StageError
-from firmlm.runs import atomic_write_json
-
-MARKER = "firmlm-checkpoint.json"
-STEP_DIR = re.compile(r"^step-(\d+)$")
+from firmlm.runs import CHECKPOINT_MARKER as MARKER
+from firmlm.runs import atomic_write_json, is_complete, list_complete  # noqa: F401  (re-exported)
 
 
 def fsync_tree(folder: Path) -> None:
@@ -39,22 +36,6 @@ def publish(staged: Path, dest_root: Path, step: int, meta: dict[str, Any]) -> P
         shutil.rmtree(final)
     os.replace(staged, final)
     return final
-
-
-def is_complete(folder: Path) -> bool:
-    return (folder / MARKER).is_file() and (folder / "trainer_state.json").is_file()
-
-
-def list_complete(root: Path) -> list[tuple[int, Path]]:
-    """(step, folder) of complete checkpoints under root, oldest first."""
-    if not root.is_dir():
-        return []
-    found = []
-    for child in root.iterdir():
-        m = STEP_DIR.match(child.name)
-        if m and child.is_dir() and is_complete(child):
-            found.append((int(m.group(1)), child))
-    return sorted(found)
 
 
 def rotate(root: Path, keep: int) -> list[Path]:
