@@ -94,7 +94,7 @@ def preflight(cfg: FirmlmConfig, names: list[str]) -> None:
 
     models.parse_ref(cfg.model)
     if "corpus" in names:
-        from firmlm.corpus.build import check_sources
+        from firmlm.corpus.sources import check_sources
 
         check_sources(cfg.corpus)
 

@@ -3,7 +3,8 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from firmlm.corpus.build import build_corpus, interleave, split_of
+from firmlm.corpus.build import build_corpus, interleave
+from firmlm.corpus.splits import split_of
 from firmlm.corpus.shards import COLUMNS, read_documents
 from firmlm.errors import SourceError
 from firmlm.runs import RunDir

@@ -1,6 +1,7 @@
 import os
 
-from firmlm.corpus.reader import kind_of, read_tree, spdx_license, spread
+from firmlm.corpus.provenance import spdx_header as spdx_license
+from firmlm.corpus.reader import kind_of, read_tree, spread
 
 SUFFIXES = (".c", ".h", ".S", ".dts")
 
@@ -54,6 +55,8 @@ def test_include_exclude_and_spread(tmp_path):
 
 def test_kinds_and_spdx():
     assert kind_of("x/y.dtsi") == "dts" and kind_of("boot.S") == "asm" and kind_of("link.ld") == "linker_script"
+    assert kind_of("drivers/Kconfig") == "kconfig" and kind_of("arch/Kconfig.debug") == "kconfig"
+    assert kind_of("docs/uart.rst") == "doc" and kind_of("README.md") == "doc"
     assert spdx_license("/* SPDX-License-Identifier: GPL-2.0+ */\nint x;") == "GPL-2.0+"
     assert spdx_license("// SPDX-License-Identifier: (GPL-2.0 OR MIT)\n") == "(GPL-2.0 OR MIT)"
     assert spdx_license("int x;") is None

@@ -1,87 +1,33 @@
-"""The corpus stage: sources → documents (one per file) → category + split → parquet shards + manifest."""
+"""The corpus stage: sources → datatrove pipeline (read, annotate, filter, clean, scrub, chunk, signatures;
+parallel tasks, resumable) → global pass (dedup with leakage guard, fork detection, source interleaving) →
+parquet shards + manifest."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import shutil
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from firmlm.config import CorpusConfig, SourceConfig
-from firmlm.corpus.categories import Categorizer, load_rules
-from firmlm.corpus.chunking import chunk_text
-from firmlm.corpus.debian import AptSourceFetcher
-from firmlm.corpus.dedup import DedupSettings, find_duplicates
-from firmlm.corpus.reader import kind_of, read_tree, spdx_license
-from firmlm.corpus.shards import write_shards
-from firmlm.errors import SourceError
-from firmlm.models import cache_dir
+import pyarrow.parquet as pq
+
+from firmlm import __version__
+from firmlm.config import CorpusConfig
+from firmlm.corpus.blocks import pipeline
+from firmlm.corpus.categories import load_rules
+from firmlm.corpus.dedup import DedupSettings, find_duplicates, find_forks
+from firmlm.corpus.pipeline import run_pipeline
+from firmlm.corpus.shards import COLUMNS, write_shards
+from firmlm.corpus.sources import ResolvedSource, resolve_sources
+from firmlm.corpus.splits import doc_id
 from firmlm.runs import StageOutput, atomic_write_json
 
 log = logging.getLogger(__name__)
 DROP_EXAMPLES = 5
-
-
-@dataclass
-class ResolvedSource:
-    """A source with the local tree it will be read from and where that tree came from."""
-
-    config: SourceConfig
-    root: Path
-    origin: str
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-def check_sources(cfg: CorpusConfig) -> None:
-    """Fail before writing anything when a local source folder is missing."""
-    if not cfg.sources:
-        raise SourceError("corpus.sources: empty; add at least one local folder or Debian source package")
-    for src in cfg.sources:
-        if src.kind == "local" and not (src.path and src.path.is_dir()):
-            raise SourceError(f"corpus.sources['{src.name}'].path: folder not found: {src.path}")
-
-
-def resolve_sources(cfg: CorpusConfig) -> tuple[list[ResolvedSource], dict[str, str]]:
-    """Local folders as they are; Debian packages downloaded and unpacked into the cache.
-
-    A Debian package that cannot be fetched is skipped with its reason (returned by source name);
-    the stage fails only when no source is left.
-    """
-    check_sources(cfg)
-    fetcher: AptSourceFetcher | None = None
-    out, unavailable = [], {}
-    suffixes = tuple(cfg.extensions)
-    for src in cfg.sources:
-        if src.kind == "local":
-            out.append(ResolvedSource(src, Path(src.path), f"local:{src.path}", {"path": str(src.path)}))
-            continue
-        try:
-            fetcher = fetcher or AptSourceFetcher(cache_dir())
-            tree = fetcher.fetch(src.package, suffixes, src.include, src.exclude)
-        except SourceError as exc:
-            log.warning("source '%s' skipped: %s", src.name, exc)
-            unavailable[src.name] = str(exc)
-            continue
-        info = {"package": tree.package, "version": tree.version, "tarballs": tree.tarballs}
-        out.append(ResolvedSource(src, tree.path, f"debian:{tree.package}={tree.version}", info))
-    if not out:
-        raise SourceError("corpus.sources: no source could be read: " + "; ".join(f"{k}: {v}" for k, v in unavailable.items()))
-    return out, unavailable
-
-
-def split_of(role: str, repo: str, path: str, seed: int, indomain_fraction: float) -> str:
-    """heldout for held-out repositories; a stable hash of the path picks indomain files of the others."""
-    if role == "heldout":
-        return "heldout"
-    digest = hashlib.sha256(f"{seed}:{repo}/{path}".encode()).digest()
-    return "indomain" if int.from_bytes(digest[:8], "big") / 2**64 < indomain_fraction else "train"
-
-
-def doc_id(repo: str, path: str) -> str:
-    return hashlib.sha1(f"{repo}/{path}".encode()).hexdigest()[:16]
 
 
 class Accounting:
@@ -89,7 +35,7 @@ class Accounting:
 
     def __init__(self) -> None:
         self.read = Counter[str]()
-        self.kept = Counter[str]()
+        self.kept_files: dict[str, set[int]] = defaultdict(set)
         self.drops = Counter[str]()
         self.examples: dict[str, list[str]] = defaultdict(list)
         self.by_category: dict[str, Counter[str]] = defaultdict(Counter)
@@ -97,6 +43,8 @@ class Accounting:
         self.chars_by_split = Counter[str]()
         self.chunks = 0
         self.docs = Counter[str]()
+        self.cleaned = Counter[str]()
+        self.secrets = Counter[str]()
 
     def count(self, doc: dict[str, Any]) -> None:
         """Count a document that is written to the shards."""
@@ -112,39 +60,6 @@ class Accounting:
             self.examples[reason].append(f"{repo}/{path}")
 
 
-def documents(source: ResolvedSource, cfg: CorpusConfig, seed: int, cat: Categorizer, acc: Accounting) -> Iterator[dict[str, Any]]:
-    """Documents of one source in path order: each kept file, chunked, every chunk with a ``// File:`` header."""
-    src = source.config
-    for rec in read_tree(source.root, tuple(cfg.extensions), src.include, src.exclude, src.max_files, cfg.max_file_bytes):
-        acc.read[src.name] += 1
-        if rec.text is None:
-            acc.drop(src.name, rec.path, rec.skip or "unknown")
-            continue
-        category = cat(src.name, rec.path, rec.text)
-        split = split_of(src.role, src.name, rec.path, seed, cfg.indomain_fraction)
-        license_id = spdx_license(rec.text) or ""
-        header = f"// File: {src.name}/{rec.path}\n"
-        acc.kept[src.name] += 1
-        for i, piece in enumerate(chunk_text(rec.text, cfg.max_chunk_chars, cfg.min_chunk_chars)):
-            if len(piece.strip()) < cfg.min_chunk_chars and i > 0:
-                acc.drop(src.name, f"{rec.path}#{i}", "chunk-too-short")
-                continue
-            text = header + piece
-            yield {
-                "text": text,
-                "category": category,
-                "split": split,
-                "source": source.origin,
-                "repo": src.name,
-                "path": rec.path,
-                "chunk": i,
-                "kind": kind_of(rec.path),
-                "license": license_id,
-                "doc_id": doc_id(src.name, f"{rec.path}#{i}"),
-                "n_chars": len(text),
-            }
-
-
 def interleave(streams: list[list[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
     """Round-robin over sources so any prefix of the train split mixes every repository."""
     longest = max((len(s) for s in streams), default=0)
@@ -154,54 +69,98 @@ def interleave(streams: list[list[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
                 yield stream[i]
 
 
+def _work_key(cfg: CorpusConfig, seed: int, sources: list[ResolvedSource]) -> str:
+    rules = load_rules(cfg.category_rules).source
+    parts = [cfg.model_dump(mode="json", exclude={"executor"}), seed, [s.origin for s in sources],
+             hashlib.sha256(Path(rules).read_bytes()).hexdigest(), __version__, cfg.executor.tasks]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _read_task_outputs(work_dir: Path, tasks: int, acc: Accounting, sources: list[ResolvedSource]) -> list[list[dict]]:
+    """Per source, its documents in file order; drops accounted for."""
+    streams: list[list[dict]] = [[] for _ in sources]
+    for rank in range(tasks):
+        for row in pq.read_table(work_dir / "drops" / f"{rank:05d}.parquet").to_pylist():
+            acc.drop(row["repo"], row["path"], row["reason"])
+            if row["file_index"] >= 0 and "#" not in row["path"]:
+                acc.read[row["repo"]] += 1
+        for row in pq.read_table(work_dir / "docs" / f"{rank:05d}.parquet").to_pylist():
+            streams[row["source_index"]].append(row)
+    for stream in streams:
+        stream.sort(key=lambda r: (r["file_index"], r["chunk"]))
+        for row in stream:
+            if row["chunk"] == 0:
+                acc.read[row["repo"]] += 1
+            acc.kept_files[row["repo"]].add(row["file_index"])
+            acc.cleaned.update(json.loads(row.pop("cleaned") or "{}"))
+            acc.secrets.update(json.loads(row.pop("secrets") or "{}"))
+    return streams
+
+
 def build_corpus(cfg: CorpusConfig, seed: int, out: StageOutput) -> None:
-    """Run the corpus stage into ``out.path``."""
-    cat = load_rules(cfg.category_rules)
+    """Run the corpus stage into ``out.path`` (task outputs go to ``RUN/work/corpus-<key>`` until it ends)."""
     sources, unavailable = resolve_sources(cfg)
+    work_dir = out.path.parent / "work" / f"corpus-{_work_key(cfg, seed, sources)}"
+    spec = [{"name": s.config.name, "root": str(s.root), "origin": s.origin, "role": s.config.role,
+             "include": s.config.include, "exclude": s.config.exclude, "max_files": s.config.max_files,
+             "license": s.license, "skipped": s.skipped} for s in sources]
+    log.info("corpus: %d sources, %d tasks on the %s executor", len(sources), cfg.executor.tasks, cfg.executor.kind)
+    run_info = run_pipeline(cfg.executor, pipeline(spec, cfg, seed, work_dir), work_dir)
     acc = Accounting()
-    streams = []
-    for source in sources:
-        log.info("reading %s (%s)", source.config.name, source.origin)
-        streams.append(list(documents(source, cfg, seed, cat, acc)))
+    streams = _read_task_outputs(work_dir, cfg.executor.tasks, acc, sources)
     docs = list(interleave(streams))
+    rules_taken = Counter(r["rule"] for r in docs if r["chunk"] == 0)
     d = cfg.dedup
-    drops = find_duplicates(docs, DedupSettings(d.exact, d.near, d.threshold, d.num_perm, d.shingle)) if d.enabled else {}
+    matched: dict[int, int] = {}
+    drops = (find_duplicates(docs, DedupSettings(d.exact, d.near, d.threshold, d.num_perm, d.shingle), matched)
+             if d.enabled else {})
+    forks = find_forks(docs, matched, d.fork_threshold) if d.enabled else {}
     kept = []
     for i, doc in enumerate(docs):
         if i in drops:
             acc.drop(doc["repo"], f"{doc['path']}#{doc['chunk']}", drops[i])
+        elif d.drop_forks and doc["repo"] in forks:
+            acc.drop(doc["repo"], f"{doc['path']}#{doc['chunk']}", "fork")
         else:
+            doc["doc_id"] = doc_id(doc["repo"], f"{doc['path']}#{doc['chunk']}")
+            doc["n_chars"] = len(doc["text"])
             acc.count(doc)
-            kept.append(doc)
-    log.info("dedup: %d of %d documents removed (%d train documents leaked from evaluation splits)",
-             len(drops), len(docs), sum(1 for r in drops.values() if r == "leakage"))
+            kept.append({k: doc[k] for k in COLUMNS})
+    log.info("dedup: %d of %d documents removed (%d train documents leaked from evaluation splits); forks: %s",
+             len(drops), len(docs), sum(1 for r in drops.values() if r == "leakage"), forks or "none")
     shards = write_shards(kept, out.path, cfg.shard_rows)
     manifest = {
         "inputs": [
             {"name": s.config.name, "kind": s.config.kind, "role": s.config.role, "origin": s.origin, **s.info,
-             "files_read": acc.read[s.config.name], "files_kept": acc.kept[s.config.name],
-             "documents": acc.docs[s.config.name]}
+             "license": s.license, "files_read": acc.read[s.config.name],
+             "files_kept": len(acc.kept_files[s.config.name]), "documents": acc.docs[s.config.name]}
             for s in sources
         ],
         "unavailable_sources": unavailable,
-        "category_rules": cat.source,
-        "counts": {"files_read": sum(acc.read.values()), "files_kept": sum(acc.kept.values()),
-                   "documents": acc.chunks, "shards": len(shards)},
+        "category_rules": load_rules(cfg.category_rules).source,
+        "executor": {"kind": cfg.executor.kind, **run_info},
+        "counts": {"files_read": sum(acc.read.values()), "files_kept": sum(len(v) for v in acc.kept_files.values()),
+                   "chunks_before_dedup": len(docs), "documents": acc.chunks, "shards": len(shards)},
         "drops": dict(sorted(acc.drops.items())),
         "leakage_guard_removed": acc.drops.get("leakage", 0),
         "drop_examples": dict(acc.examples),
+        "cleaning_changes": dict(sorted(acc.cleaned.items())),
+        "secrets_replaced": dict(sorted(acc.secrets.items())),
+        "forks": forks,
         "per_split": dict(acc.by_split),
         "chars_per_split": dict(acc.chars_by_split),
         "per_category": {c: dict(v) for c, v in sorted(acc.by_category.items())},
-        "rules_taken": dict(sorted(cat.taken.items())),
+        "rules_taken": dict(sorted(rules_taken.items())),
     }
     atomic_write_json(out.path / "manifest.json", manifest)
+    shutil.rmtree(work_dir, ignore_errors=True)
     out.summary.update(
         {
             "documents": manifest["counts"]["documents"],
             "files_read": manifest["counts"]["files_read"],
             "dropped": sum(acc.drops.values()),
             "leakage_removed": acc.drops.get("leakage", 0),
+            "secrets_replaced": sum(acc.secrets.values()),
             "unavailable_sources": sorted(unavailable),
             "per_split": manifest["per_split"],
             "categories": {c: sum(v.values()) for c, v in manifest["per_category"].items()},

@@ -84,13 +84,17 @@ class Categorizer:
     source: str
     taken: Counter[str] = field(default_factory=Counter)
 
-    def __call__(self, repo: str, path: str, text: str) -> str:
+    def classify(self, repo: str, path: str, text: str) -> tuple[str, str]:
+        """(category, label of the rule that decided it)."""
         for rule in self.rules:
             if rule.matches(repo, path, text):
-                self.taken[rule.label] += 1
-                return rule.spec.category
-        self.taken[f"default:{FALLBACK}"] += 1
-        return FALLBACK
+                return rule.spec.category, rule.label
+        return FALLBACK, f"default:{FALLBACK}"
+
+    def __call__(self, repo: str, path: str, text: str) -> str:
+        category, label = self.classify(repo, path, text)
+        self.taken[label] += 1
+        return category
 
 
 def load_rules(path: Path | None = None) -> Categorizer:

@@ -291,9 +291,12 @@ def member_path(name: str) -> PurePosixPath | None:
 
 
 def wanted(rel: str, suffixes: tuple[str, ...], include: list[str], exclude: list[str]) -> bool:
-    """Suffix + include/exclude glob filter (globs match the path relative to the tree root)."""
-    if suffixes and not rel.endswith(tuple(suffixes)):
-        return False
+    """Suffix + include/exclude glob filter (globs match the path relative to the tree root). A suffix without
+    a dot is a file-name prefix: ``Kconfig`` keeps ``Kconfig`` and ``Kconfig.debug``."""
+    if suffixes and not rel.endswith(tuple(s for s in suffixes if s.startswith("."))):
+        name = rel.rsplit("/", 1)[-1]
+        if not any(name == s or name.startswith(s + ".") for s in suffixes if not s.startswith(".")):
+            return False
     if include and not any(fnmatch(rel, g) for g in include):
         return False
     return not any(fnmatch(rel, g) for g in exclude)

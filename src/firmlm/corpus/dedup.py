@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -53,8 +54,30 @@ def minhash(text: str, settings: DedupSettings):
     return m
 
 
-def find_duplicates(docs: Iterable[dict], settings: DedupSettings) -> dict[int, str]:
-    """Index of each document to drop → reason. ``docs`` need ``text`` and ``split``, in corpus order."""
+@lru_cache(maxsize=8)
+def _scheme(num_perm: int) -> str | None:
+    from datasketch import MinHash
+
+    return getattr(MinHash(num_perm=num_perm, seed=1), "scheme", None)
+
+
+def _sketch(doc: dict, settings: DedupSettings):
+    """The document's MinHash: from its precomputed ``minhash`` hash values when present."""
+    values = doc.get("minhash")
+    if values is None:
+        return minhash(doc["text"], settings)
+    import numpy as np
+    from datasketch import MinHash
+
+    scheme = _scheme(settings.num_perm)  # datasketch >= 2 needs it to rebuild a sketch from hash values
+    extra = {"scheme": scheme} if scheme else {}
+    return MinHash(num_perm=settings.num_perm, seed=1, hashvalues=np.asarray(values, dtype=np.uint64), **extra)
+
+
+def find_duplicates(docs: Iterable[dict], settings: DedupSettings, matched: dict[int, int] | None = None) -> dict[int, str]:
+    """Index of each document to drop → reason. ``docs`` need ``text`` and ``split`` (and may carry
+    precomputed ``exact_key`` and ``minhash``), in corpus order. ``matched`` receives, for each dropped
+    document, the index of the kept document it duplicates."""
     from datasketch import MinHashLSH
 
     docs = list(docs)
@@ -66,22 +89,43 @@ def find_duplicates(docs: Iterable[dict], settings: DedupSettings) -> dict[int, 
     for i in order:
         doc = docs[i]
         is_train = doc["split"] not in EVAL_SPLITS
-        key = exact_key(doc["text"])
+        key = doc.get("exact_key") or exact_key(doc["text"])
         match: int | None = seen_exact.get(key) if settings.exact else None
         kind = "exact-duplicate"
         sketch = None
         if match is None and lsh is not None:
-            sketch = minhash(doc["text"], settings)
+            sketch = _sketch(doc, settings)
             hits = lsh.query(sketch)
             if hits:
                 match, kind = min(int(h) for h in hits), "near-duplicate"
         if match is not None:
             drops[i] = "leakage" if is_train and docs[match]["split"] in EVAL_SPLITS else kind
+            if matched is not None:
+                matched[i] = match
             continue
         seen_exact.setdefault(key, i)
         if lsh is not None:
-            lsh.insert(str(i), sketch if sketch is not None else minhash(doc["text"], settings))
+            lsh.insert(str(i), sketch if sketch is not None else _sketch(doc, settings))
     return drops
+
+
+def find_forks(docs: list[dict], matched: dict[int, int], threshold: float) -> dict[str, dict]:
+    """Repositories whose documents duplicate another repository's at ``threshold`` share or more:
+    fork → {of: original, share}. The original is the repository whose copies were kept."""
+    totals: dict[str, int] = {}
+    pairs: dict[tuple[str, str], int] = {}
+    for doc in docs:
+        totals[doc["repo"]] = totals.get(doc["repo"], 0) + 1
+    for dropped, kept in matched.items():
+        a, b = docs[dropped]["repo"], docs[kept]["repo"]
+        if a != b:
+            pairs[(a, b)] = pairs.get((a, b), 0) + 1
+    forks: dict[str, dict] = {}
+    for (fork, original), n in sorted(pairs.items(), key=lambda kv: -kv[1]):
+        share = n / totals[fork]
+        if share >= threshold and fork not in forks and original not in forks:
+            forks[fork] = {"of": original, "share": round(share, 4), "duplicates": n}
+    return forks
 
 
 def jaccard(a: str, b: str, n: int = 5) -> float:

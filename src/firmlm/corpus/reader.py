@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from firmlm.corpus.debian import wanted
 
-KINDS = {".c": "c", ".h": "h", ".S": "asm", ".s": "asm", ".dts": "dts", ".dtsi": "dts", ".ld": "linker_script"}
-SPDX = re.compile(r"SPDX-License-Identifier:\s*([A-Za-z0-9.+() -]+?)\s*(\*/|$)", re.M)
+KINDS = {".c": "c", ".h": "h", ".S": "asm", ".s": "asm", ".asm": "asm", ".dts": "dts", ".dtsi": "dts", ".ld": "linker_script",
+         ".lds": "linker_script", ".md": "doc", ".rst": "doc", ".txt": "doc", ".adoc": "doc"}
+SKIP_DIRS = {".git", ".hg", ".svn"}
 BINARY_PROBE = 8192
 
 
@@ -25,13 +25,11 @@ class FileRecord:
 
 
 def kind_of(path: str) -> str:
+    """c, h, asm, dts, linker_script, kconfig, doc or other."""
+    name = path.rsplit("/", 1)[-1]
+    if name == "Kconfig" or name.startswith("Kconfig."):
+        return "kconfig"
     return KINDS.get(os.path.splitext(path)[1], "other")
-
-
-def spdx_license(text: str) -> str | None:
-    """The SPDX id from a ``SPDX-License-Identifier`` header in the first 2 KB, if any."""
-    m = SPDX.search(text[:2048])
-    return m.group(1).strip() if m else None
 
 
 def list_candidates(
@@ -49,7 +47,7 @@ def list_candidates(
         skipped.append(FileRecord(rel, skip="unreadable-folder"))
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
         for d in list(dirnames):
             full = os.path.join(dirpath, d)
             if os.path.islink(full):

@@ -23,6 +23,7 @@ SCHEMA = pa.schema(
         ("chunk", pa.int32()),
         ("kind", pa.string()),
         ("license", pa.string()),
+        ("vendor", pa.string()),
         ("doc_id", pa.string()),
         ("n_chars", pa.int64()),
     ]
