@@ -4,8 +4,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from firmlm.corpus.build import build_corpus, interleave
-from firmlm.corpus.splits import split_of
 from firmlm.corpus.shards import COLUMNS, read_documents
+from firmlm.corpus.splits import split_of
 from firmlm.errors import SourceError
 from firmlm.runs import RunDir
 

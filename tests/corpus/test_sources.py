@@ -2,8 +2,8 @@ import subprocess
 import tarfile
 
 from firmlm.corpus.archives import safe_member
-from firmlm.corpus.dedup import find_forks
 from firmlm.corpus.debian import wanted
+from firmlm.corpus.dedup import find_forks
 from firmlm.corpus.gitsrc import checkout
 from firmlm.corpus.provenance import debian_copyright_license, license_of_text, repository_license, vendor_of
 

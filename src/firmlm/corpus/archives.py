@@ -16,7 +16,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from firmlm.corpus.debian import wanted
+from firmlm.corpus.debian import sha256_file, wanted
 from firmlm.errors import SourceError
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar.zst", ".zip")
@@ -27,14 +27,6 @@ class UnpackedArchive:
     path: Path
     sha256: str
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (member name, reason)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def safe_member(name: str) -> tuple[PurePosixPath | None, str | None]:
@@ -73,7 +65,7 @@ def unpack_archive(archive: Path, cache: Path, suffixes: tuple[str, ...], includ
         raise SourceError(f"{archive}: archive not found")
     if not archive.name.endswith(ARCHIVE_SUFFIXES):
         raise SourceError(f"{archive}: unsupported archive type (expected one of {', '.join(ARCHIVE_SUFFIXES)})")
-    digest = _sha256(archive)
+    digest = sha256_file(archive)
     key = hashlib.sha256(repr((digest, sorted(suffixes), include, exclude)).encode()).hexdigest()[:16]
     dest = cache / "archives" / key
     marker = dest / ".firmlm-archive"

@@ -237,7 +237,7 @@ class AptSourceFetcher:
         tmp.mkdir(parents=True)
         hashes = {}
         for tb in tarballs:
-            hashes[tb.name] = _sha256(tb)
+            hashes[tb.name] = sha256_file(tb)
             component = _component(tb.name)
             unpack_filtered(tb, tmp / component if component else tmp, suffixes, include, exclude, component)
         meta_path_tmp = tmp / ".firmlm-tree.json"
@@ -261,7 +261,7 @@ def upstream_complete(folder: Path) -> bool:
         parts = line.split()
         if len(parts) == 3 and TARBALL.search(parts[2]) and ".debian." not in parts[2]:
             upstream.append((parts[0], parts[2]))
-    return bool(upstream) and all((folder / n).is_file() and _sha256(folder / n) == h for h, n in upstream)
+    return bool(upstream) and all((folder / n).is_file() and sha256_file(folder / n) == h for h, n in upstream)
 
 
 def _safe(text: str) -> str:
@@ -274,7 +274,7 @@ def _component(name: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from functools import lru_cache
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 TOKEN = re.compile(r"\w+|[^\w\s]")
 EVAL_SPLITS = ("indomain", "heldout")
