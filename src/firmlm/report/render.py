@@ -214,6 +214,14 @@ def render_report(run_root: Path, out: StageOutput) -> None:
             md += ["", "Dropped (files and documents) by reason: " + ", ".join(f"{k} {v}" for k, v in manifest["drops"].items())
                    + f". The leakage guard removed {manifest.get('leakage_guard_removed', 0)} training documents "
                    "that duplicated in-domain or held-out ones."]
+        if manifest.get("secrets_replaced"):
+            md += ["", "Secrets and PII replaced by placeholders: "
+                   + ", ".join(f"{k} {v}" for k, v in manifest["secrets_replaced"].items()) + "."]
+        if manifest.get("cleaning_changes"):
+            md += ["", "Cleaning (places changed): " + ", ".join(f"{k} {v}" for k, v in manifest["cleaning_changes"].items()) + "."]
+        if manifest.get("forks"):
+            md += ["", "Forks: " + ", ".join(f"{k} of {v['of']} ({100 * v['share']:.0f}% duplicated)"
+                                            for k, v in manifest["forks"].items()) + "."]
         md.append("")
     if train:
         md += ["## Training", "", f"Model `{train['model']}`, LoRA r={train['lora']['rank']} alpha={train['lora']['alpha']} "
