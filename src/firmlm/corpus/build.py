@@ -79,21 +79,22 @@ def _work_key(cfg: CorpusConfig, seed: int, sources: list[ResolvedSource]) -> st
 def _read_task_outputs(work_dir: Path, tasks: int, acc: Accounting, sources: list[ResolvedSource]) -> list[list[dict]]:
     """Per source, its documents in file order; drops accounted for."""
     streams: list[list[dict]] = [[] for _ in sources]
+    read: dict[str, set[int]] = defaultdict(set)  # files listed and opened (skips found while listing excluded)
     for rank in range(tasks):
         for row in pq.read_table(work_dir / "drops" / f"{rank:05d}.parquet").to_pylist():
             acc.drop(row["repo"], row["path"], row["reason"])
-            if row["file_index"] >= 0 and "#" not in row["path"]:
-                acc.read[row["repo"]] += 1
+            if row["file_index"] >= 0:
+                read[row["repo"]].add(row["file_index"])
         for row in pq.read_table(work_dir / "docs" / f"{rank:05d}.parquet").to_pylist():
             streams[row["source_index"]].append(row)
     for stream in streams:
         stream.sort(key=lambda r: (r["file_index"], r["chunk"]))
         for row in stream:
-            if row["chunk"] == 0:
-                acc.read[row["repo"]] += 1
+            read[row["repo"]].add(row["file_index"])
             acc.kept_files[row["repo"]].add(row["file_index"])
             acc.cleaned.update(json.loads(row.pop("cleaned") or "{}"))
             acc.secrets.update(json.loads(row.pop("secrets") or "{}"))
+    acc.read.update({repo: len(files) for repo, files in read.items()})
     return streams
 
 
