@@ -22,6 +22,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from firmlm.config import FilterConfig
 from firmlm.corpus.chunking import chunk_text
+from firmlm.corpus.dedup import DedupSettings, exact_key, minhash
 from firmlm.corpus.filters import clean, reject_chunk, reject_file
 from firmlm.corpus.provenance import spdx_header, vendor_of
 from firmlm.corpus.reader import kind_of, list_candidates, read_file, spread
@@ -116,18 +117,28 @@ class Annotate(FirmlmBlock):
         yield doc
 
 
-class FileFilter(FirmlmBlock):
-    """Whole-file rejects: auto-generated, very long lines, minified, data-only (see filters.reject_file)."""
-
-    name = "file filter"
+class RejectBlock(FirmlmBlock):
+    """A filter: a document whose ``reason`` is not None is dropped with ``filter:<reason>``."""
 
     def __init__(self, cfg: dict[str, Any]):
         super().__init__()
         self.cfg = FilterConfig(**cfg)
 
+    def reason(self, doc: Document) -> str | None:
+        raise NotImplementedError
+
     def process(self, doc: Document) -> Iterable[Document]:
-        reason = reject_file(doc.text, self.cfg)
+        reason = self.reason(doc)
         yield dropped(doc, f"filter:{reason}") if reason else doc
+
+
+class FileFilter(RejectBlock):
+    """Whole-file rejects: auto-generated, very long lines, minified, data-only (see filters.reject_file)."""
+
+    name = "file filter"
+
+    def reason(self, doc: Document) -> str | None:
+        return reject_file(doc.text, self.cfg)
 
 
 class Clean(FirmlmBlock):
@@ -181,18 +192,13 @@ class Chunk(FirmlmBlock):
             yield out
 
 
-class ChunkFilter(FirmlmBlock):
+class ChunkFilter(RejectBlock):
     """Chunk rejects: low alphanumeric share, mostly garbage (> 70%), neither code nor 20 words of prose."""
 
     name = "chunk filter"
 
-    def __init__(self, cfg: dict[str, Any]):
-        super().__init__()
-        self.cfg = FilterConfig(**cfg)
-
-    def process(self, doc: Document) -> Iterable[Document]:
-        reason = reject_chunk(doc.text, doc.metadata["kind"], self.cfg)
-        yield dropped(doc, f"filter:{reason}") if reason else doc
+    def reason(self, doc: Document) -> str | None:
+        return reject_chunk(doc.text, doc.metadata["kind"], self.cfg)
 
 
 class Signature(FirmlmBlock):
@@ -203,14 +209,11 @@ class Signature(FirmlmBlock):
 
     def __init__(self, num_perm: int, shingle: int):
         super().__init__()
-        self.num_perm = num_perm
-        self.shingle = shingle
+        self.settings = DedupSettings(num_perm=num_perm, shingle=shingle)
 
     def process(self, doc: Document) -> Iterable[Document]:
-        from firmlm.corpus.dedup import DedupSettings, exact_key, minhash
-
         doc.metadata["exact_key"] = exact_key(doc.text)
-        doc.metadata["minhash"] = minhash(doc.text, DedupSettings(num_perm=self.num_perm, shingle=self.shingle)).hashvalues.tolist()
+        doc.metadata["minhash"] = minhash(doc.text, self.settings).hashvalues.tolist()
         yield doc
 
 

@@ -119,7 +119,7 @@ def c_boundaries(text: str, max_chars: int) -> list[int] | None:
         bad = sum(c.end_point[0] - c.start_point[0] + 1 for c in root.children if c.type == "ERROR" or c.is_missing)
         if bad / lines > MAX_ERROR_SHARE:
             return None
-    # a budget in bytes that is never larger than the budget in characters
+    # max_chars serves as a byte budget: a unit that fits in bytes fits in characters
     return sorted(set(_c_units(root, max_chars)))
 
 

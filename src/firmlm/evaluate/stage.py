@@ -153,10 +153,11 @@ def run_eval(cfg: EvalConfig, model_ref: str, corpus_dir: Path, train_dir: Path 
         "winners": winners(per_model), "checkpoints": checkpoint_series(per_model),
     }
     atomic_write_json(out.path / "results.json", results)
+    generated = {s.doc_id for s in chosen}
     atomic_write_json(
         out.path / "samples.json",
         [{"doc_id": s.doc_id, "split": s.split, "category": s.category, "repo": s.repo, "path": s.path,
-          "generation": s in chosen} for s in samples],
+          "generation": s.doc_id in generated} for s in samples],
     )
     out.summary.update(
         {
