@@ -1,7 +1,8 @@
 """`firmlm serve`: an OpenAI-compatible completions server for a local model (+ adapter).
 
 Endpoints: ``GET /v1/models`` and ``POST /v1/completions`` (greedy; ``prompt``, ``max_tokens``). For IDE
-plugins, and the real server the API backend is tested against over loopback HTTP.
+plugins, and the real server the API backend is tested against over loopback HTTP. One generation runs at a
+time; at most ``max_queue`` requests wait for it and the rest get HTTP 503 with ``Retry-After`` at once.
 """
 
 from __future__ import annotations
@@ -11,32 +12,77 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TypeVar
 
 from firmlm.evaluate.backends.local import LocalBackend
 
 log = logging.getLogger(__name__)
 MAX_TOKENS_LIMIT = 2048
+RETRY_AFTER_S = 1
+T = TypeVar("T")
 
 
-def make_handler(backend: LocalBackend, model_name: str):
+class QueueFull(Exception):
+    """Raised by GenerationQueue.run when ``max_queue`` callers already wait."""
+
+    def __init__(self, queued: int, max_queue: int):
+        super().__init__(f"server busy: {queued} requests queued (max_queue={max_queue}); retry later")
+
+
+class GenerationQueue:
+    """Runs one generation at a time with at most ``max_queue`` callers waiting; further callers are refused."""
+
+    def __init__(self, max_queue: int):
+        if max_queue < 0:
+            raise ValueError(f"max_queue must be >= 0, got {max_queue}")
+        self.max_queue = max_queue
+        self.in_flight = 0  # running (at most 1) + waiting
+        self._count = threading.Lock()
+        self._run = threading.Lock()
+
+    def run(self, fn: Callable[[], T]) -> T:
+        """Return ``fn()`` once no other generation runs; raise QueueFull at once when the queue is full."""
+        with self._count:
+            if self.in_flight > self.max_queue:
+                raise QueueFull(self.in_flight - 1, self.max_queue)
+            self.in_flight += 1
+        try:
+            with self._run:
+                return fn()
+        finally:
+            with self._count:
+                self.in_flight -= 1
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True  # a request thread never keeps the process alive
+    block_on_close = False  # server_close() does not wait for generations in progress
+    request_queue_size = 128  # listen backlog (the standard library's 5 resets bursts of clients)
+
+
+def make_handler(backend: LocalBackend, model_name: str, queue: GenerationQueue):
     class Handler(BaseHTTPRequestHandler):
         server_version = "firmlm"
 
         def log_message(self, fmt, *args):  # route through logging, never print prompts
             log.debug("%s %s", self.address_string(), fmt % args)
 
-        def _send(self, status: int, body: dict) -> None:
+        def _send(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
             self.end_headers()
             self.wfile.write(data)
 
-        def _error(self, status: int, message: str) -> None:
-            self._send(status, {"error": {"message": message, "type": "invalid_request_error"}})
+        def _error(self, status: int, message: str, kind: str = "invalid_request_error",
+                   headers: dict[str, str] | None = None) -> None:
+            self._send(status, {"error": {"message": message, "type": kind}}, headers)
 
         def do_GET(self):
             if self.path.rstrip("/") == "/v1/models":
@@ -66,7 +112,11 @@ def make_handler(backend: LocalBackend, model_name: str):
             if body.get("stream"):
                 self._error(400, "streaming is not supported; send stream=false")
                 return
-            (text,) = backend.complete([prompt], max_tokens)
+            try:
+                (text,) = queue.run(lambda: backend.complete([prompt], max_tokens))
+            except QueueFull as exc:
+                self._error(503, str(exc), "server_busy", {"Retry-After": str(RETRY_AFTER_S)})
+                return
             self._send(200, {
                 "id": f"cmpl-{uuid.uuid4().hex[:12]}", "object": "text_completion", "created": int(time.time()),
                 "model": model_name, "choices": [{"index": 0, "text": text, "finish_reason": "length", "logprobs": None}],
@@ -76,10 +126,15 @@ def make_handler(backend: LocalBackend, model_name: str):
 
 
 class CompletionServer:
-    """A threaded HTTP server around a LocalBackend; ``port=0`` picks a free port."""
+    """A threaded HTTP server around a LocalBackend; ``port=0`` picks a free port.
 
-    def __init__(self, backend: LocalBackend, model_name: str, host: str = "127.0.0.1", port: int = 8000):
-        self.httpd = ThreadingHTTPServer((host, port), make_handler(backend, model_name))
+    One generation runs at a time; ``max_queue`` requests may wait for it, further ones get HTTP 503.
+    """
+
+    def __init__(self, backend: LocalBackend, model_name: str, host: str = "127.0.0.1", port: int = 8000,
+                 max_queue: int = 64):
+        self.queue = GenerationQueue(max_queue)
+        self.httpd = _HTTPServer((host, port), make_handler(backend, model_name, self.queue))
         self.thread: threading.Thread | None = None
 
     @property
@@ -100,5 +155,8 @@ class CompletionServer:
 def load_backend(model_ref: str, adapter: Path | None, max_prompt_tokens: int = 1024) -> LocalBackend:
     from firmlm import models
 
-    model, tokenizer = models.load_merged(model_ref, adapter) if adapter else models.load(model_ref)
-    return LocalBackend(model, tokenizer, name=model_ref, batch_size=1, max_prompt_tokens=max_prompt_tokens)
+    placement = models.placement_for(model_ref)  # GPU bf16 / device_map; CPU fp32 (+ bf16 autocast if native)
+    model, tokenizer = (models.load_merged(model_ref, adapter, placement) if adapter
+                        else models.load(model_ref, placement=placement))
+    return LocalBackend(model, tokenizer, name=model_ref, batch_size=1, max_prompt_tokens=max_prompt_tokens,
+                        autocast_bf16=placement.autocast_bf16)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from firmlm.config import FirmlmConfig, dump_config
-from firmlm.runs import RunDir, atomic_write_text, fingerprint
+from firmlm.errors import StageError
+from firmlm.runs import RunDir, atomic_write_json, atomic_write_text, fingerprint
 
 log = logging.getLogger(__name__)
 ORDER = ("corpus", "train", "eval", "report")
+SYNC_DIR = ".sync"  # file markers the main process leaves for the other ranks
 # Keys that change how a run is operated, not what it computes: changing them keeps checkpoints resumable
 # and a finished train stage valid.
 TRAIN_OPERATIONAL_KEYS = {"max_minutes", "save_steps", "keep_checkpoints", "upload_to", "delete_after_upload",
@@ -99,19 +102,54 @@ def preflight(cfg: FirmlmConfig, names: list[str]) -> None:
         check_sources(cfg.corpus)
 
 
+def train_start(run: RunDir, resume: str | None, fp: str, force: bool) -> Path | None:
+    """The checkpoint the train stage continues from (None: a fresh start, which empties RUN/train).
+
+    ``--resume auto|PATH`` picks as asked. Without it, a resumable checkpoint of this train configuration
+    (an interrupted run) is continued automatically; checkpoints of another configuration are never deleted
+    silently: that is refused unless ``--force`` asks for a fresh start.
+    """
+    from firmlm.train.checkpoints import latest_matching, list_resumable, resolve_resume
+
+    train_dir = run.stage_path("train")
+    if resume:
+        checkpoint = resolve_resume(train_dir, resume, fp)
+        if checkpoint is not None or force:
+            return checkpoint
+    elif not force:
+        checkpoint = latest_matching(train_dir, fp)
+        if checkpoint is not None:
+            log.info("train: continuing the interrupted run from %s (--force starts over)", checkpoint)
+            return checkpoint
+    others = list_resumable(train_dir)
+    if others and not force:
+        raise StageError(
+            f"{train_dir}: holds {len(others)} resumable checkpoint(s) of another train config (newest: {others[-1]}); "
+            f"starting over would delete them. Rerun with --force to start over, restore the config that wrote them "
+            f"and add --resume auto, or set another run_dir"
+        )
+    return None
+
+
 def run_stages(cfg: FirmlmConfig, names: list[str], force: bool = False, resume: str | None = None) -> list[StageResult]:
     """Run the named stages in pipeline order, skipping those whose fingerprint is unchanged.
 
-    ``resume`` (``auto`` or a checkpoint folder) continues an interrupted train stage.
+    ``resume`` (``auto`` or a checkpoint folder) continues an interrupted train stage. Launched with several
+    processes, every process trains; the other stages run on the main process while the others wait for its
+    file marker (a collective would time out during a long corpus or eval stage).
     """
-    from firmlm.distributed import barrier, ensure_process_group, is_main_process
-    from firmlm.train.checkpoints import resolve_resume
+    from firmlm.distributed import barrier, ensure_process_group, is_main_process, wait_for_marker
 
+    if resume and "train" not in names:
+        raise StageError(f"--resume {resume}: only the train stage resumes from checkpoints; {', '.join(names)} "
+                         f"restart from their inputs (a finished stage is skipped, an interrupted one is redone)")
     preflight(cfg, names)
     ensure_process_group()  # launched with several processes: only the main one writes shared artifacts
     run = RunDir(cfg.run_dir)
+    sync = run.root / SYNC_DIR
     if is_main_process():
         run.root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(sync, ignore_errors=True)  # markers of an earlier invocation
         atomic_write_text(run.root / "config.yaml", dump_config(cfg))
     barrier()
     fps = fingerprints(cfg)
@@ -125,13 +163,19 @@ def run_stages(cfg: FirmlmConfig, names: list[str], force: bool = False, resume:
             continue
         log.info("%s: running", name)
         if name == "train":  # every process trains
-            checkpoint = resolve_resume(run.stage_path(name), resume, fps[name])
+            checkpoint = train_start(run, resume, fps[name], force)
             with run.stage_in_place(name, fps[name], fresh=checkpoint is None) as out:
                 RUNNERS[name](cfg, run, out, resume=checkpoint)
-        else:
-            if is_main_process():
+        elif is_main_process():
+            marker = sync / f"{name}.json"
+            try:
                 with run.stage(name, fps[name]) as out:
                     RUNNERS[name](cfg, run, out)
-            barrier()
+            except BaseException as exc:
+                atomic_write_json(marker, {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:500]})
+                raise
+            atomic_write_json(marker, {"ok": True, "fingerprint": fps[name]})
+        else:
+            wait_for_marker(sync / f"{name}.json", f"the {name} stage")
         results.append(StageResult(name, False, run.summary(name) or {}))
     return results

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from firmlm import models
-from firmlm.train.packing import IGNORE, PackedDataset, labels_for, pack, tokenize_until
+from firmlm.train.packing import IGNORE, PackedDataset, labels_for, pack, tokenize_documents
 
 
 def test_pack_restarts_positions_per_document_and_across_blocks():
@@ -16,11 +16,11 @@ def test_pack_restarts_positions_per_document_and_across_blocks():
     assert labels[1].tolist() == [11, 12, IGNORE, 21, 22, 23]
 
 
-def test_tokenize_until_appends_eos_and_stops_early():
+def test_tokenize_documents_appends_eos_in_order():
     _, tok = models.load("tiny:llama")
-    texts = ["int a;", "int b;", "int c;"]
-    docs, total = tokenize_until(iter(texts), tok, needed_tokens=8)
-    assert len(docs) == 2 and total == 14
+    texts = ["int a;", "int b;", "long c;"]
+    docs = tokenize_documents(iter(texts), tok, batch=2)
+    assert [len(d) for d in docs] == [7, 7, 8]
     assert docs[0][-1] == tok.eos_token_id
     assert tok.decode(docs[0][:-1].tolist()) == "int a;"
 
@@ -39,14 +39,6 @@ def test_document_masking_isolates_packed_documents():
         unmasked = model(input_ids=item["input_ids"][None], use_cache=False).logits[0]
     torch.testing.assert_close(packed[len(a):], alone, atol=1e-5, rtol=1e-4)
     assert not torch.allclose(unmasked[len(a):], alone, atol=1e-3)
-
-
-def test_spread_indices_cover_the_split_in_order():
-    from firmlm.train.stage import spread_indices
-
-    assert spread_indices([10] * 5, 100) == [0, 1, 2, 3, 4]
-    picked = spread_indices([10] * 100, 250)
-    assert picked == list(range(0, 100, 4)) and picked[-1] > 90
 
 
 def test_document_masking_holds_with_eager_attention():

@@ -18,32 +18,24 @@ from torch.utils.data import Dataset
 IGNORE = -100
 
 
-def tokenize_until(texts: Iterable[str], tokenizer, needed_tokens: int | None, batch: int = 64) -> tuple[list[np.ndarray], int]:
-    """Token ids of documents in order (EOS appended), stopping once ``needed_tokens`` are collected."""
+def tokenize_documents(texts: Iterable[str], tokenizer, batch: int = 64) -> list[np.ndarray]:
+    """Token ids of each document in order, EOS appended (batched through the fast tokenizer)."""
     docs: list[np.ndarray] = []
-    total = 0
-    buffer: list[str] = []
     eos = tokenizer.eos_token_id
+    buffer: list[str] = []
 
-    def flush() -> bool:
-        nonlocal total
-        enc = tokenizer(buffer, add_special_tokens=False)["input_ids"]
+    def flush() -> None:
+        for ids in tokenizer(buffer, add_special_tokens=False)["input_ids"]:
+            docs.append(np.asarray([*ids, eos], dtype=np.int32))
         buffer.clear()
-        for ids in enc:
-            arr = np.asarray([*ids, eos], dtype=np.int32)
-            docs.append(arr)
-            total += len(arr)
-            if needed_tokens is not None and total >= needed_tokens:
-                return True
-        return False
 
     for text in texts:
         buffer.append(text)
-        if len(buffer) >= batch and flush():
-            return docs, total
+        if len(buffer) >= batch:
+            flush()
     if buffer:
         flush()
-    return docs, total
+    return docs
 
 
 @dataclass

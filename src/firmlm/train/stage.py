@@ -17,22 +17,20 @@ import torch
 
 from firmlm import models
 from firmlm.config import TrainConfig
-from firmlm.corpus.shards import read_documents
 from firmlm.distributed import is_main_process, world_size
 from firmlm.errors import StageError, TrainingInterrupted
-from firmlm.models import cache_dir
 from firmlm.runs import StageOutput, atomic_write_json
+from firmlm.train.checkpoints import CheckpointPublisher, load_monitor_state, read_meta
+from firmlm.train.data import load_blocks, tokens_per_step
+from firmlm.train.flops import lora_flops_per_token, peak_flops_per_device
 from firmlm.train.lora import adapter_stats, apply_lora, lean_adapter_saves, target_modules
-from firmlm.train.monitor import TrainingMonitor, truncate_jsonl
-from firmlm.train.optim import build_optimizer
-from firmlm.train.packing import PackedDataset, pack, tokenize_until
+from firmlm.train.monitor import StepRecord, StopRequest, TrainingMonitor, truncate_jsonl
+from firmlm.train.packing import PackedDataset
 from firmlm.train.signals import stop_on_signals
-from firmlm.train.token_cache import cache_key, load_blocks_mmap, save_blocks, tokenizer_fingerprint
-from firmlm.train.trainer import FirmlmTrainer, SignalStop, load_monitor_state
+from firmlm.train.trainer import FirmlmTrainer, SignalStop
 from firmlm.train.upload import CheckpointUploader
 
 log = logging.getLogger(__name__)
-SPREAD_MARGIN = 1.5  # select 1.5x the characters the token budget needs (the chars/token estimate is rough)
 
 
 def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -92,73 +90,41 @@ def training_args(cfg: TrainConfig, output_dir: Path, seed: int):
     )
 
 
-def spread_indices(n_chars: list[int], needed_chars: int) -> list[int]:
-    """Indices of documents taken at an even stride over the whole split (kept in corpus order) so that a
-    budget smaller than the corpus still sees every part of it; all of them when the budget covers it."""
-    total = sum(n_chars)
-    if total <= needed_chars or not n_chars:
-        return list(range(len(n_chars)))
-    stride = max(1, total // max(1, needed_chars))
-    return list(range(0, len(n_chars), stride))
-
-
-def load_blocks(corpus_dir: Path, tokenizer, cfg: TrainConfig):
-    """Tokenize the train split in corpus order (only what max_steps needs, spread over the split) and pack it."""
-    tokens_per_step = cfg.micro_batch_size * cfg.grad_accum * cfg.block_size * world_size()
-    needed = tokens_per_step * cfg.max_steps + cfg.block_size
-    started = time.perf_counter()
-    rows = list(read_documents(corpus_dir, split="train", columns=["text", "n_chars", "doc_id"]))
-    probe = "".join(r["text"] for r in rows[:50])[:200_000]
-    chars_per_token = len(probe) / max(1, len(tokenizer(probe, add_special_tokens=False)["input_ids"])) if probe else 3.0
-    picked = spread_indices([r["n_chars"] for r in rows], int(needed * chars_per_token * SPREAD_MARGIN))
-    key = cache_key([rows[i]["doc_id"] for i in picked], [rows[i]["n_chars"] for i in picked],
-                    tokenizer_fingerprint(tokenizer), cfg.block_size, needed)
-    cache_file = cache_dir() / "tokens" / f"{key}.arrow"
-    cached = load_blocks_mmap(cache_file, cfg.block_size)
-    if cached is not None:
-        blocks, doc_tokens = cached
-        log.info("token cache hit: %d blocks from %s", len(blocks), cache_file)
-        n_tokens = sum(doc_tokens)
-    else:
-        docs, n_tokens = tokenize_until((rows[i]["text"] for i in picked), tokenizer, needed)
-        blocks = pack(docs, cfg.block_size)
-        doc_tokens = [len(d) for d in docs]
-        if is_main_process():
-            save_blocks(cache_file, blocks, doc_tokens)
-        log.info("tokenized %d of %d train documents → %d tokens, %d blocks in %.1fs", len(docs), len(rows), n_tokens,
-                 len(blocks), time.perf_counter() - started)
-    min_blocks = cfg.micro_batch_size * cfg.grad_accum * world_size()
-    if len(blocks) < min_blocks:
+def check_resumable(resume: Path) -> None:
+    """Refuse a checkpoint written with another number of processes: the step size and the data each step
+    reads would change silently."""
+    saved = read_meta(resume).get("world_size")
+    if saved is not None and int(saved) != world_size():
         raise StageError(
-            f"{corpus_dir}: train split has {n_tokens} tokens, fewer than one optimizer step needs "
-            f"({min_blocks} blocks of train.block_size={cfg.block_size}); add sources or lower the block size"
+            f"--resume {resume}: written by {saved} processes, this run has {world_size()}; the tokens per step and "
+            f"the data order would change. Resume with {saved} processes, or start over with --force"
         )
-    if len(blocks) < (needed - cfg.block_size) // cfg.block_size:
-        log.warning("train split is smaller than max_steps needs: it will be repeated (epochs > 1)")
-    return blocks, len(doc_tokens)
 
 
 def run_train(cfg: TrainConfig, model_ref: str, corpus_dir: Path, seed: int, out: StageOutput, resume: Path | None = None) -> None:
     """Train a LoRA adapter on the corpus train split; ``resume`` continues from a checkpoint."""
-    from transformers import PrinterCallback, set_seed
+    from transformers import PrinterCallback, default_data_collator, set_seed
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     train_dir = out.path
+    if resume is not None:
+        check_resumable(resume)
     dtype = torch.bfloat16 if use_bf16(cfg) and torch.cuda.is_available() else None
     model, tokenizer = models.load(model_ref, dtype=dtype, attn_implementation=cfg.attn_implementation)
-    blocks, n_docs = load_blocks(corpus_dir, tokenizer, cfg)
+    blocks, n_docs = load_blocks(corpus_dir, tokenizer, cfg, train_dir)
     set_seed(seed)  # after loading: a first-time model build must not change the adapter's init
-    tokens_per_step = cfg.micro_batch_size * cfg.grad_accum * cfg.block_size * world_size()  # global
+    step_tokens = tokens_per_step(cfg)
     model.config.use_cache = False
     model = lean_adapter_saves(apply_lora(model, cfg.lora))
     stats = adapter_stats(model)
     log.info("LoRA r=%d targets=%s: %d trainable of %d parameters", cfg.lora.rank, cfg.lora.targets,
              stats["trainable_params"], stats["total_params"])
-    optimizer, scheduler = build_optimizer(model, cfg)
-    m = cfg.monitor
-    monitor = TrainingMonitor(train_dir, tokens_per_step, max_seconds=cfg.max_minutes * 60 if cfg.max_minutes else None,
+    record, stop, m = StepRecord(), StopRequest(), cfg.monitor
+    monitor = TrainingMonitor(train_dir, step_tokens, record, stop,
+                              max_seconds=cfg.max_minutes * 60 if cfg.max_minutes else None,
                               window=m.window, loss_spike_ratio=m.loss_spike_ratio, grad_spike_ratio=m.grad_spike_ratio,
-                              nan_patience=m.nan_patience)
+                              nan_patience=m.nan_patience, flops_per_token=lora_flops_per_token(model, cfg.block_size),
+                              peak_flops=peak_flops_per_device())
     if resume is not None:
         load_monitor_state(resume, monitor)
         step = json.loads((resume / "trainer_state.json").read_text())["global_step"]
@@ -166,38 +132,39 @@ def run_train(cfg: TrainConfig, model_ref: str, corpus_dir: Path, seed: int, out
             truncate_jsonl(train_dir / "metrics.jsonl", step)
             truncate_jsonl(train_dir / "anomalies.jsonl", step)
         log.info("resuming from %s (step %d)", resume, step)
+    uploader = CheckpointUploader(cfg.upload_to, cfg.delete_after_upload) if cfg.upload_to and is_main_process() else None
+    publisher = CheckpointPublisher(train_dir, monitor, stop, cfg.keep_checkpoints,
+                                    {"fingerprint": out.fingerprint, "model": model_ref}, uploader)
+    staging = train_dir / ".trainer"
+    if is_main_process():
+        shutil.rmtree(staging, ignore_errors=True)  # checkpoint-N folders a killed run left unpublished
     with stop_on_signals() as flag:
-        signal_stop = SignalStop(flag)
         trainer = FirmlmTrainer(
             model=model,
-            args=training_args(cfg, train_dir / ".trainer", seed),
+            args=training_args(cfg, staging, seed),
             train_dataset=PackedDataset(blocks),
-            optimizers=(optimizer, scheduler),
-            callbacks=[monitor, signal_stop],
-            train_dir=train_dir,
-            monitor=monitor,
-            keep_checkpoints=cfg.keep_checkpoints,
-            checkpoint_meta={"fingerprint": out.fingerprint, "model": model_ref},
-            tokenizer_for_preview=tokenizer,
+            data_collator=default_data_collator,  # stacks blocks; a padding collator would add an attention_mask
+            processing_class=tokenizer,
+            callbacks=[monitor, SignalStop(flag, stop), publisher],
+            train_config=cfg,
+            record=record,
         )
-        signal_stop.trainer = trainer
         trainer.remove_callback(PrinterCallback)
-        if cfg.upload_to and is_main_process():
-            trainer.uploader = CheckpointUploader(cfg.upload_to, cfg.delete_after_upload)
         if is_main_process():
             atomic_write_json(train_dir / "run_info.json", run_info(cfg, model_ref, model, trainer))
         t0 = time.perf_counter()
         try:
             result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         finally:
-            if trainer.uploader is not None:
-                trainer.uploader.close()
+            if uploader is not None:
+                uploader.close()
         train_seconds = time.perf_counter() - t0
-    shutil.rmtree(train_dir / ".trainer", ignore_errors=True)
-    if trainer.emergency_reason is not None:
-        saved = trainer.saved[-1] if trainer.saved else None
+    if is_main_process():
+        shutil.rmtree(staging, ignore_errors=True)
+    if stop.reason is not None:
+        saved = publisher.saved[-1] if publisher.saved else None
         raise TrainingInterrupted(
-            f"training stopped at step {result.global_step} ({trainer.emergency_reason}); emergency checkpoint "
+            f"training stopped at step {result.global_step} ({stop.reason}); emergency checkpoint "
             f"{saved}; continue with: firmlm train -c CONFIG --resume auto"
         )
     if is_main_process():
@@ -216,17 +183,20 @@ def run_train(cfg: TrainConfig, model_ref: str, corpus_dir: Path, seed: int, out
             "max_steps": cfg.max_steps,
             "resumed_from": str(resume) if resume else None,
             "stopped_for_time": monitor.stop_reason == "time_budget",
-            "train_tokens": steps * tokens_per_step,
-            "train_seconds": round(train_seconds, 2),
-            "tokens_per_s": round(done_here * tokens_per_step / train_seconds, 2) if train_seconds else None,
+            "train_tokens": steps * step_tokens,
+            "train_seconds": round(monitor.train_seconds, 2),
+            "seconds_this_process": round(train_seconds, 2),
+            "tokens_per_s": round(done_here * step_tokens / train_seconds, 2) if train_seconds else None,
+            "tokens_per_s_per_device": monitor.last.get("tokens_per_s_per_device"),
+            "mfu": monitor.last.get("mfu"),
             "final_loss": monitor.last.get("loss"),
             "first_loss": _first_loss(train_dir / "metrics.jsonl"),
             "anomalies": dict(monitor.counts),
-            "skipped_optimizer_steps": getattr(optimizer, "skipped_steps", 0),
+            "skipped_optimizer_steps": monitor.skipped_steps,
             "documents_tokenized": n_docs,
-            "uploads": {"done": len(trainer.uploader.uploaded), "failed": trainer.uploader.failed}
-            if trainer.uploader is not None else None,
+            "uploads": {"done": len(uploader.uploaded), "failed": uploader.failed} if uploader is not None else None,
             "bf16": use_bf16(cfg),
+            "world_size": world_size(),
             "lora": {"rank": cfg.lora.rank, "alpha": cfg.lora.alpha, "rslora": cfg.lora.rslora,
                      "targets": target_modules(cfg.lora.targets)},
             **stats,

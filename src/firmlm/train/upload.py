@@ -13,7 +13,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from firmlm.train.checkpoints import MARKER
+from firmlm.runs import CHECKPOINT_MARKER as MARKER
 
 log = logging.getLogger(__name__)
 
