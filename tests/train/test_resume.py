@@ -139,26 +139,126 @@ def test_incomplete_checkpoints_are_never_picked(tmp_path):
         checkpoints.resolve_resume(train_dir, str(half), "f")
 
 
+KILL_DRIVER = """
+import pathlib, sys, time
+import torch
+import firmlm.train.checkpoints as ck
+point, flag, rest = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3:]
+calls = []
+
+def block_at_second_call():
+    calls.append(1)
+    if len(calls) == 2:
+        flag.write_text("blocked")
+        while True:
+            time.sleep(1)
+
+if point == "publish":  # staging folder complete with its marker, flushed, not yet renamed into place
+    fsync_tree = ck.fsync_tree
+    def blocking_fsync(folder):
+        fsync_tree(folder)
+        block_at_second_call()
+    ck.fsync_tree = blocking_fsync
+else:  # the Trainer is writing the optimizer state of the checkpoint
+    save = torch.save
+    def blocking_save(obj, f, *args, **kwargs):
+        if str(f).endswith("optimizer.pt"):
+            block_at_second_call()
+        return save(obj, f, *args, **kwargs)
+    torch.save = blocking_save
+from firmlm.cli import main
+sys.argv = ["firmlm", *rest]
+main()
+"""
+
+
 @pytest.mark.slow
-def test_sigkill_during_checkpointing_leaves_a_resumable_run(tmp_path):
-    """A real SIGKILL while checkpoints are written every step; --resume auto then finishes the run."""
+def test_sigkill_inside_checkpoint_writes_always_leaves_the_previous_checkpoint(tmp_path):
+    """Ten real SIGKILLs, each while a checkpoint is being written (alternately inside the Trainer's save and
+    inside publishing); each time the previous checkpoint is picked and loads, and the run then finishes."""
+    from safetensors.torch import load_file
+
     run_dir = tmp_path / "run"
-    args = [sys.executable, "-m", "firmlm", "train", "-c", str(FIXTURES / "tiny.yaml"), "--set", f"run_dir={run_dir}",
-            "--set", "train.max_steps=400", "--set", "train.save_steps=1", "--set", "train.keep_checkpoints=2"]
-    subprocess.run([sys.executable, "-m", "firmlm", "corpus", "-c", str(FIXTURES / "tiny.yaml"), "--set",
-                    f"run_dir={run_dir}"], check=True, capture_output=True)
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    ckpts = run_dir / "train" / "checkpoints"
-    while time.time() < deadline and len(checkpoints.list_complete(ckpts)) < 2:
-        time.sleep(0.05)
-    time.sleep(0.37)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    picked = checkpoints.latest(run_dir / "train")
-    assert picked is not None and checkpoints.is_complete(picked)
-    step = checkpoints.read_meta(picked)["step"]
-    done = subprocess.run([*args, "--resume", "auto"], capture_output=True, text=True)
+    driver = tmp_path / "driver.py"
+    driver.write_text(KILL_DRIVER)
+    common = ["-c", str(FIXTURES / "tiny.yaml"), "--set", f"run_dir={run_dir}", "--set", "train.max_steps=24",
+              "--set", "train.save_steps=2", "--set", "train.keep_checkpoints=2"]
+    subprocess.run([sys.executable, "-m", "firmlm", "corpus", *common], check=True, capture_output=True)
+    train_dir = run_dir / "train"
+    for attempt in range(10):
+        flag = tmp_path / f"blocked-{attempt}"
+        point = "publish" if attempt % 2 else "save"
+        proc = subprocess.Popen([sys.executable, str(driver), point, str(flag), "train", *common],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while not flag.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert flag.exists(), f"attempt {attempt}: the process never reached its second checkpoint write"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        picked = checkpoints.latest(train_dir)
+        expected_step = 2 * (attempt + 1)  # the checkpoint written before the killed one
+        assert picked == train_dir / "checkpoints" / f"step-{expected_step}", (attempt, point)
+        assert json.loads((picked / "trainer_state.json").read_text())["global_step"] == expected_step
+        assert load_file(picked / "adapter_model.safetensors")
+        assert not (train_dir / "summary.json").exists()
+    done = subprocess.run([sys.executable, "-m", "firmlm", "train", *common, "--resume", "auto"],
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    summary = json.loads((run_dir / "train" / "summary.json").read_text())
-    assert summary["steps"] == 400 and summary["resumed_from"].endswith(f"step-{step}")
+    summary = json.loads((train_dir / "summary.json").read_text())
+    assert summary["steps"] == 24 and summary["resumed_from"].endswith("checkpoints/step-20")
+
+
+def _interrupt(cfg, monkeypatch, step: int) -> Path:
+    with monkeypatch.context() as m:
+        _signal_at(m, step)
+        with pytest.raises(TrainingInterrupted):
+            run_stages(cfg, ["corpus", "train"])
+    return checkpoints.latest(Path(cfg.run_dir) / "train")
+
+
+def test_rerun_continues_an_interrupted_run_instead_of_deleting_it(tiny_config, monkeypatch):
+    cfg = tiny_config("train.max_steps=6")
+    emergency = _interrupt(cfg, monkeypatch, 3)
+    run_stages(cfg, ["corpus", "train"])  # no --resume: the checkpoint of this config is picked up
+    summary = json.loads((Path(cfg.run_dir) / "train" / "summary.json").read_text())
+    assert summary["steps"] == 6 and summary["resumed_from"] == str(emergency)
+    assert emergency.is_dir()
+
+
+def test_rerun_under_another_config_refuses_to_delete_checkpoints(tiny_config, monkeypatch):
+    emergency = _interrupt(tiny_config("train.max_steps=6"), monkeypatch, 2)
+    other = tiny_config("train.max_steps=6", "train.lr=0.01")
+    with pytest.raises(StageError, match="--force"):
+        run_stages(other, ["train"])
+    assert checkpoints.is_complete(emergency)
+    run_stages(other, ["train"], force=True)  # asked for: start over
+    summary = json.loads((Path(other.run_dir) / "train" / "summary.json").read_text())
+    assert summary["resumed_from"] is None and not emergency.exists()
+
+
+def test_resume_refuses_another_world_size(tiny_config, monkeypatch):
+    cfg = tiny_config("train.max_steps=6")
+    emergency = _interrupt(cfg, monkeypatch, 2)
+    marker = emergency / checkpoints.MARKER
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "world_size": 2}))
+    with pytest.raises(StageError, match="written by 2 processes, this run has 1"):
+        run_stages(cfg, ["train"], resume="auto")
+
+
+def test_time_budget_and_skipped_steps_continue_across_a_resume(tiny_config, monkeypatch):
+    cfg = tiny_config("train.max_steps=20", "train.max_minutes=10")
+    emergency = _interrupt(cfg, monkeypatch, 2)
+    state_file = emergency / "firmlm-monitor.json"
+    state = json.loads(state_file.read_text())
+    assert state["train_seconds"] > 0 and state["skipped_steps"] == 0
+    state_file.write_text(json.dumps({**state, "train_seconds": 599.9, "skipped_steps": 2}))  # 9m59.9s already spent
+    run_stages(cfg, ["train"], resume="auto")
+    summary = json.loads((Path(cfg.run_dir) / "train" / "summary.json").read_text())
+    assert summary["stopped_for_time"] and summary["steps"] < 20
+    assert summary["train_seconds"] >= 600 and summary["skipped_optimizer_steps"] == 2
+
+
+def test_resume_is_refused_for_stages_that_do_not_resume(tiny_config):
+    with pytest.raises(StageError, match="only the train stage resumes"):
+        run_stages(tiny_config(), ["eval"], resume="auto")

@@ -2,23 +2,25 @@
 
 A budget smaller than the split takes every k-th document (k fractional), so each part of the corpus
 (every repository, the first and the last files) contributes. The first pick is sized from a characters-per-
-token estimate; after tokenizing, the pick grows (more evenly spaced documents) until it covers the budget,
-then is thinned evenly to just cover it, so no tail of the selection goes unused.
+token estimate; after tokenizing, a pick that falls short is redone with more documents (still evenly
+spaced) until it covers the budget, then thinned evenly to just cover it, so no tail goes unused.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 
 def evenly_spaced(candidates: Sequence[int], count: int) -> list[int]:
-    """``count`` members of ``candidates`` at an even (fractional) stride, first one included, order kept."""
+    """``count`` members of ``candidates`` at an even (fractional) stride, each from the middle of its
+    stretch (one of ten: the 1st of each ten is not favoured over the 10th), order kept."""
     n = len(candidates)
     if count >= n:
         return list(candidates)
     if count <= 0:
         return []
-    return [candidates[(i * n) // count] for i in range(count)]
+    return [candidates[((2 * i + 1) * n) // (2 * count)] for i in range(count)]
 
 
 def select_for_budget(n_chars: Sequence[int], needed_tokens: int, chars_per_token: float,
@@ -34,19 +36,16 @@ def select_for_budget(n_chars: Sequence[int], needed_tokens: int, chars_per_toke
         return []
     counted: dict[int, int] = {}
     share = min(1.0, needed_tokens * chars_per_token / max(1, total_chars))
-    picked = evenly_spaced(range(n), max(1, round(share * n)))
+    count = max(1, round(share * n))
     while True:
+        picked = evenly_spaced(range(n), count)
         missing = [i for i in picked if i not in counted]
         if missing:
             counted.update(count_tokens(missing))
         tokens = sum(counted[i] for i in picked)
-        if tokens >= needed_tokens or len(picked) == n:
+        if tokens >= needed_tokens or count == n:
             break
-        taken = set(picked)
-        rest = [i for i in range(n) if i not in taken]
-        mean = tokens / len(picked)
-        extra = max(1, round((needed_tokens - tokens) / max(1.0, mean) * 1.1))
-        picked = sorted(set(picked) | set(evenly_spaced(rest, extra)))
+        count = min(n, max(count + 1, math.ceil(count * needed_tokens / max(1, tokens) * 1.05)))
     return thin_to_budget(picked, counted, needed_tokens)
 
 

@@ -86,6 +86,7 @@ def training_args(cfg: TrainConfig, output_dir: Path, seed: int):
         dataloader_num_workers=0,
         disable_tqdm=True,
         remove_unused_columns=False,
+        ddp_find_unused_parameters=False,  # every adapter takes part in every step: skip DDP's extra graph walk
         **_checkpointing_args(TrainingArguments, cfg.gradient_checkpointing),
     )
 
