@@ -113,7 +113,8 @@ def export(config: ConfigOpt, set_: SetOpt = None,
     cfg = load_config(config, set_ or [])
     run = RunDir(cfg.run_dir)
     run.require("train")
-    target = export_merged(cfg.model, run.stage_path("train") / "final", out or run.stage_path("train") / "merged")
+    target = export_merged(cfg.model, run.stage_path("train") / "final", out or run.stage_path("train") / "merged",
+                           precision=cfg.train.precision)
     print(target)
 
 
@@ -121,11 +122,14 @@ def export(config: ConfigOpt, set_: SetOpt = None,
 def serve(model: Annotated[str, typer.Option("--model", help="Model reference (bundled:, tiny:, folder, hub id).")],
           adapter: Annotated[Path | None, typer.Option("--adapter", help="LoRA adapter folder (merged at load).")] = None,
           host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8000) -> None:
+          port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8000,
+          max_queue: Annotated[int, typer.Option("--max-queue", min=0,
+                                                 help="Requests that may wait for the model; more get HTTP 503.")] = 64,
+          ) -> None:
     """Serve the model over an OpenAI-compatible API: GET /v1/models, POST /v1/completions."""
     from firmlm.serve import CompletionServer, load_backend
 
-    server = CompletionServer(load_backend(model, adapter), model, host, port)
+    server = CompletionServer(load_backend(model, adapter), model, host, port, max_queue=max_queue)
     console.print(f"serving {model} at {server.url}/v1 (Ctrl-C stops)")
     try:
         server.httpd.serve_forever()

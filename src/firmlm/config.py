@@ -277,7 +277,13 @@ class EvalConfig(Strict):
     splits: list[Literal["indomain", "heldout"]] = Field(default_factory=lambda: ["indomain", "heldout"], description="Corpus splits to score.")
     docs_per_category: int = Field(6, ge=1, description="Documents sampled per category and split (seeded).")
     max_chars_per_doc: int = Field(1500, ge=16, description="Each document is cut to this many characters.")
-    batch_size: int = Field(4, ge=1, description="Documents per forward pass.")
+    batch_size: int = Field(
+        4, ge=1, description="Documents per perplexity forward pass on CPU (on a GPU: gpu_batch_tokens)."
+    )
+    gpu_batch_tokens: int | None = Field(
+        None, ge=1, description="On a GPU, padded tokens per perplexity forward pass (documents: as many as fit); None: "
+        "sized to half the GPU memory free after loading (logits + activations per token). Halved on out-of-memory.",
+    )
     models: list[EvalModelConfig] = Field(
         default_factory=lambda: [EvalModelConfig(name="base"), EvalModelConfig(name="final", adapter="final")],
         description="Models compared on the same samples: base, final, step-N, checkpoints, references, API models.",

@@ -155,8 +155,7 @@ class CompletionServer:
 def load_backend(model_ref: str, adapter: Path | None, max_prompt_tokens: int = 1024) -> LocalBackend:
     from firmlm import models
 
-    placement = models.placement_for(model_ref)  # GPU bf16 / device_map; CPU fp32 (+ bf16 autocast if native)
+    placement = models.placement_for(model_ref)  # GPU: bf16 (device_map when too large); CPU: fp32
     model, tokenizer = (models.load_merged(model_ref, adapter, placement) if adapter
                         else models.load(model_ref, placement=placement))
-    return LocalBackend(model, tokenizer, name=model_ref, batch_size=1, max_prompt_tokens=max_prompt_tokens,
-                        autocast_bf16=placement.autocast_bf16)
+    return LocalBackend(model, tokenizer, name=model_ref, batch_size=1, max_prompt_tokens=max_prompt_tokens)

@@ -138,6 +138,7 @@ def run_stages(cfg: FirmlmConfig, names: list[str], force: bool = False, resume:
     processes, every process trains; the other stages run on the main process while the others wait for its
     file marker (a collective would time out during a long corpus or eval stage).
     """
+    from firmlm import models
     from firmlm.distributed import barrier, ensure_process_group, is_main_process, wait_for_marker
 
     if resume and "train" not in names:
@@ -151,6 +152,8 @@ def run_stages(cfg: FirmlmConfig, names: list[str], force: bool = False, resume:
         run.root.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(sync, ignore_errors=True)  # markers of an earlier invocation
         atomic_write_text(run.root / "config.yaml", dump_config(cfg))
+        if "train" in names:
+            models.prepare(cfg.model)  # one process converts/builds a cached model; the others load it
     barrier()
     fps = fingerprints(cfg)
     results = []

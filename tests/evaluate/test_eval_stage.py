@@ -42,6 +42,8 @@ def test_models_checkpoints_and_an_api_model_in_one_evaluation(tiny_config, serv
     assert "perplexity" not in results["models"]["served-base"]
     assert set(results["winners"]) == {"perplexity", "top1", "token_accuracy", "bleu4"}
     assert results["models"]["base"]["generation"]["failures"]["failed_requests"] == 0
+    assert results["models"]["final"]["placement"]["device"] == "cpu"  # no GPU here: fp32 weights
+    assert results["models"]["final"]["placement"]["dtype"] == "float32"
     n = results["generation_samples"]
     assert results["models"]["down"]["generation"]["failures"]["failed_requests"] == n
     assert results["models"]["down"]["api"]["failures"] == {"connection": n}

@@ -70,3 +70,47 @@ def test_samples_longer_than_the_context_are_cut_and_flagged():
     assert cut.tokens == 32 and cut.bytes < len(text) and cut.suffix_tokens > 0
     samples = [Sample("0", "heldout", "a", "r", "p", text)]
     assert aggregate(samples, [cut])["heldout"]["overall"]["truncated_docs"] == 1
+
+
+def test_a_token_budget_batches_like_a_fixed_batch_and_halves_on_out_of_memory():
+    from firmlm.evaluate.perplexity import gpu_token_budget
+
+    model, tok = models.load("tiny:llama")
+    texts = ["int main(void) { return 0; }", "#define X 1", "void f(void);\n" * 5, "x", "uint8_t buf[64];"]
+    fixed = score_texts(model, tok, texts, batch_size=2, bf16=False)
+    assert gpu_token_budget(model) is None  # on the CPU, eval.batch_size applies
+    widths = []
+
+    def forward(input_ids, attention_mask):  # a GPU that holds at most 2 documents of any width
+        widths.append(tuple(input_ids.shape))
+        if input_ids.shape[0] > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (fake)")
+        return model(input_ids=input_ids, attention_mask=attention_mask)
+
+    class Fake(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner, self.config = model, model.config
+
+        def forward(self, input_ids, attention_mask):
+            return forward(input_ids, attention_mask)
+
+    budgeted = score_texts(Fake(), tok, texts, batch_size=1, bf16=False, max_batch_tokens=10_000)
+    assert [s.nll for s in budgeted] == pytest.approx([s.nll for s in fixed], rel=1e-4)
+    assert [s.top1 for s in budgeted] == [s.top1 for s in fixed]
+    assert widths[0][0] == len(texts)  # the whole budget first, then halved after each out-of-memory
+    assert all(after[0] <= failed[0] // 2 for failed, after in zip(widths, widths[1:]) if failed[0] > 2)
+    assert sum(n for n, _ in widths if n <= 2) == len(texts)  # every document scored exactly once
+
+
+def test_the_gpu_token_budget_grows_with_free_memory_and_shrinks_with_the_vocabulary():
+    from transformers import LlamaConfig
+
+    from firmlm.evaluate.perplexity import tokens_for_memory
+
+    small = LlamaConfig(vocab_size=32_000, hidden_size=4096, intermediate_size=11008)
+    large = LlamaConfig(vocab_size=152_000, hidden_size=4096, intermediate_size=11008)
+    assert tokens_for_memory(small, 64 * 2**30, 2) == 2 * tokens_for_memory(small, 32 * 2**30, 2)
+    assert tokens_for_memory(large, 64 * 2**30, 2) < tokens_for_memory(small, 64 * 2**30, 2)
+    assert 10_000 < tokens_for_memory(small, 64 * 2**30, 2) < 1_000_000  # a 7B model on a free 64 GiB
+    assert tokens_for_memory(small, 1, 2) == 1

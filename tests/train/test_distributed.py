@@ -1,5 +1,6 @@
 """Two CPU processes (torchrun, gloo) with the `full` target preset, including embedding adapters on a
-model with tied embeddings: to completion, through a SIGTERM, and resumed."""
+model with tied embeddings: through a SIGTERM, resumed to completion, then eval and report on the main
+process while the other waits."""
 
 import json
 import os
@@ -52,3 +53,14 @@ def test_two_process_full_preset_sigterm_and_resume(tmp_path):
     assert [r["step"] for r in rows] == list(range(1, 41))  # one writer, no gaps or repeats
     assert rows[-1]["tokens"] == 40 * 2 * 2 * 64  # global tokens: micro-batch 2 x 2 processes x block 64
     assert (run_dir / "train" / "final" / "adapter_model.safetensors").is_file()
+
+    # eval and report run once, on the main process; the other rank waits on file markers, not a collective
+    pipeline = _torchrun(run_dir)
+    pipeline[pipeline.index("train")] = "run"
+    finished = subprocess.run(pipeline, capture_output=True, text=True, env=env)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    results = json.loads((run_dir / "eval" / "results.json").read_text())
+    assert {"base", "final"} <= set(results["models"])
+    for stage in ("eval", "report"):
+        assert json.loads((run_dir / ".sync" / f"{stage}.json").read_text())["ok"]
+    assert (run_dir / "report" / "report.md").is_file()

@@ -53,11 +53,14 @@ def score_texts(
     bf16: bool = True,
     progress: Callable[[int], None] | None = None,
     max_tokens: int | None = None,
+    max_batch_tokens: int | None = None,
 ) -> list[DocScore]:
     """Score every token of each text, conditioned on a leading EOS (as after a packed document).
 
     A text longer than ``max_tokens`` (default: the model's context) is cut to fit and flagged ``truncated``;
-    its byte count then covers only the scored part.
+    its byte count then covers only the scored part. ``max_batch_tokens`` (GPU): instead of ``batch_size``
+    documents, each forward pass takes as many as fit this many padded tokens, and the budget halves when
+    the GPU runs out of memory. Scores do not depend on the batching.
     """
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
@@ -83,17 +86,27 @@ def score_texts(
         torch.autocast(device_type=device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
     )
     model.eval()
+    start = 0
     with torch.inference_mode(), autocast:
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            width = max(len(encoded[i]) for i in idx)
+        while start < len(order):
+            width = len(encoded[order[start]])  # the longest of this batch: longest first
+            take = batch_size if max_batch_tokens is None else max(1, max_batch_tokens // width)
+            idx = order[start : start + take]
             ids = torch.full((len(idx), width), pad, dtype=torch.long)
             mask = torch.zeros((len(idx), width), dtype=torch.long)
             for row, i in enumerate(idx):
                 ids[row, : len(encoded[i])] = torch.tensor(encoded[i])
                 mask[row, : len(encoded[i])] = 1
             ids, mask = ids.to(device), mask.to(device)
-            logits = model(input_ids=ids, attention_mask=mask).logits
+            try:
+                logits = model(input_ids=ids, attention_mask=mask).logits
+            except torch.cuda.OutOfMemoryError:
+                if max_batch_tokens is None or len(idx) == 1:
+                    raise
+                max_batch_tokens = (len(idx) // 2) * width
+                torch.cuda.empty_cache()
+                continue
+            start += len(idx)
             for row, i in enumerate(idx):  # per row: no work on padding, top-k only on the suffix
                 n = len(encoded[i]) - 1
                 s0 = suffix_from[i] - 1  # position predicting the first suffix token
@@ -112,9 +125,32 @@ def score_texts(
                     top5=int((top5 == suffix_target.unsqueeze(-1)).any(dim=-1).sum()),
                     truncated=truncated[i],
                 )
+            del logits  # free before the next forward pass allocates its own
             if progress:
                 progress(len(idx))
     return [s for s in scores if s is not None]
+
+
+def tokens_for_memory(config, free_bytes: int, weight_bytes: int, fraction: float = 0.5) -> int:
+    """Padded tokens per forward pass whose activations fit ``fraction`` of ``free_bytes``: per token, the
+    logits in fp32 (4 x vocab) plus the widest hidden/MLP activations in the weights' dtype (no gradients)."""
+    c = config.get_text_config() if hasattr(config, "get_text_config") else config
+    hidden = c.hidden_size
+    intermediate = getattr(c, "intermediate_size", None) or 4 * hidden
+    per_token = 4 * c.vocab_size + weight_bytes * (8 * hidden + 3 * intermediate)
+    return max(1, int(free_bytes * fraction) // per_token)
+
+
+def gpu_token_budget(model) -> int | None:
+    """``max_batch_tokens`` for ``score_texts`` from the free memory of the model's GPUs; None on CPU."""
+    params = [p for p in model.parameters() if p.device.type == "cuda"]
+    if not params:
+        return None
+    free = min(  # memory torch has cached but not used counts as free: it is reused first
+        torch.cuda.mem_get_info(d)[0] + torch.cuda.memory_reserved(d) - torch.cuda.memory_allocated(d)
+        for d in {p.device for p in params}
+    )
+    return tokens_for_memory(model.config, free, params[0].element_size())
 
 
 def aggregate(samples: Sequence[Sample], scores: Sequence[DocScore]) -> dict:

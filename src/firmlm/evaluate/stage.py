@@ -4,9 +4,11 @@ against the reference, the winner per category, and perplexity across checkpoint
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections import defaultdict
+from dataclasses import asdict
 from pathlib import Path
 
 from firmlm import models
@@ -18,7 +20,7 @@ from firmlm.evaluate.backends.local import LocalBackend
 from firmlm.evaluate.compare import checkpoint_series, reductions, winners
 from firmlm.evaluate.generation import aggregate_generation, score_generation
 from firmlm.evaluate.model_specs import ModelSpec, resolve_models
-from firmlm.evaluate.perplexity import aggregate, score_texts, split_point
+from firmlm.evaluate.perplexity import aggregate, gpu_token_budget, score_texts, split_point
 from firmlm.evaluate.samples import Sample, select_samples
 from firmlm.runs import StageOutput, atomic_write_json
 
@@ -76,12 +78,17 @@ def _use_vllm(engine: str) -> bool:
     return engine == "vllm" or (engine == "auto" and vllm_available())
 
 
-def _evaluate_local(spec: ModelSpec, cfg: EvalConfig, samples: list[Sample], chosen: list[Sample], bf16: bool) -> dict:
-    result: dict = {"ref": spec.label, "step": spec.step}
-    model, tokenizer = models.load_merged(spec.ref, spec.adapter) if spec.adapter else models.load(spec.ref)
+def _evaluate_local(spec: ModelSpec, cfg: EvalConfig, samples: list[Sample], chosen: list[Sample],
+                    precision: models.Precision) -> dict:
+    placement = models.placement_for(spec.ref, precision)
+    result: dict = {"ref": spec.label, "step": spec.step, "placement": asdict(placement)}
+    model, tokenizer = (models.load_merged(spec.ref, spec.adapter, placement) if spec.adapter
+                        else models.load(spec.ref, placement=placement))
     if "perplexity" in spec.tasks:
+        budget = (cfg.gpu_batch_tokens or gpu_token_budget(model)) if placement.device == "cuda" else None
         t0 = time.perf_counter()
-        scores = score_texts(model, tokenizer, [s.text for s in samples], cfg.batch_size, bf16)
+        scores = score_texts(model, tokenizer, [s.text for s in samples], cfg.batch_size, placement.autocast_bf16,
+                             max_batch_tokens=budget)
         seconds = time.perf_counter() - t0
         tokens = sum(s.tokens for s in scores)
         result.update({"perplexity": aggregate(samples, scores), "seconds": round(seconds, 2),
@@ -93,6 +100,7 @@ def _evaluate_local(spec: ModelSpec, cfg: EvalConfig, samples: list[Sample], cho
             from firmlm.evaluate.backends.vllm import VllmBackend
 
             del model
+            _release_gpu_memory()  # vLLM takes its share of the GPU when it starts
             backend = VllmBackend(spec.ref, spec.adapter, spec.name, cfg.generation.max_prompt_tokens)
             try:
                 result["generation"] = {"engine": "vllm", **generation_results(backend, chosen, cfg.generation, tokenizer)}
@@ -103,6 +111,15 @@ def _evaluate_local(spec: ModelSpec, cfg: EvalConfig, samples: list[Sample], cho
             result["generation"] = {"engine": "transformers", **generation_results(backend, chosen, cfg.generation, tokenizer)}
         log.info("%s: generation in %.1fs", spec.name, result["generation"]["seconds"])
     return result
+
+
+def _release_gpu_memory() -> None:
+    """Hand a dropped model's GPU memory back (the next model, or vLLM, sizes itself from free memory)."""
+    import torch
+
+    if torch.cuda.is_available():
+        gc.collect()
+        torch.cuda.empty_cache()
 
 
 def _evaluate_api(spec: ModelSpec, cfg: EvalConfig, chosen: list[Sample], cache_dir: Path) -> dict:
@@ -126,6 +143,9 @@ def pick_target(cfg: EvalConfig, results: dict) -> str | None:
 
 def run_eval(cfg: EvalConfig, model_ref: str, corpus_dir: Path, train_dir: Path | None, seed: int, bf16: bool,
              out: StageOutput, cache_dir: Path) -> None:
+    """Evaluate every model of ``cfg.models``. ``bf16`` (the train stage's resolved precision): True asks for
+    bf16 (GPU weights, or autocast on a CPU), False for fp32; ``models.placement`` decides device and dtype."""
+    precision: models.Precision = "bf16" if bf16 else "fp32"
     samples = select_samples(corpus_dir, list(cfg.splits), cfg.docs_per_category, cfg.max_chars_per_doc, seed)
     if not samples:
         raise StageError(f"{corpus_dir}: no documents in splits {list(cfg.splits)} to evaluate")
@@ -138,7 +158,8 @@ def run_eval(cfg: EvalConfig, model_ref: str, corpus_dir: Path, train_dir: Path 
         if spec.api is not None:
             per_model[spec.name] = _evaluate_api(spec, cfg, chosen, cache_dir)
         else:
-            per_model[spec.name] = _evaluate_local(spec, cfg, samples, chosen, bf16)
+            per_model[spec.name] = _evaluate_local(spec, cfg, samples, chosen, precision)
+            _release_gpu_memory()
     reference = per_model.get(cfg.reference, {}).get("perplexity")
     if reference is None:
         raise StageError(f"eval.reference {cfg.reference!r}: that model was skipped or has no perplexity task")

@@ -6,6 +6,7 @@ checkpoints/step-N, emergency/step-N, final/, and summary.json last.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ from firmlm import models
 from firmlm.config import TrainConfig
 from firmlm.distributed import is_main_process, world_size
 from firmlm.errors import StageError, TrainingInterrupted
+from firmlm.models.placement import cpu_has_native_bf16
 from firmlm.runs import StageOutput, atomic_write_json
 from firmlm.train.checkpoints import CheckpointPublisher, load_monitor_state, read_meta
 from firmlm.train.data import load_blocks, tokens_per_step
@@ -31,17 +33,6 @@ from firmlm.train.trainer import FirmlmTrainer, SignalStop
 from firmlm.train.upload import CheckpointUploader
 
 log = logging.getLogger(__name__)
-
-
-def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 autocast is emulated
-    and measured here 50-80x slower than fp32 in the backward pass."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return False
-    flags = set(next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), []))
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def use_bf16(cfg: TrainConfig) -> bool:
@@ -162,6 +153,8 @@ def run_train(cfg: TrainConfig, model_ref: str, corpus_dir: Path, seed: int, out
         train_seconds = time.perf_counter() - t0
     if is_main_process():
         shutil.rmtree(staging, ignore_errors=True)
+    del trainer
+    release_accelerator_memory()  # eval runs next in this process (main) and sizes its batches from free memory
     if stop.reason is not None:
         saved = publisher.saved[-1] if publisher.saved else None
         raise TrainingInterrupted(
@@ -204,6 +197,12 @@ def run_train(cfg: TrainConfig, model_ref: str, corpus_dir: Path, seed: int, out
             "adapter": "final",
         }
     )
+
+
+def release_accelerator_memory() -> None:
+    if torch.cuda.is_available():
+        gc.collect()
+        torch.cuda.empty_cache()
 
 
 def run_info(cfg: TrainConfig, model_ref: str, model, trainer) -> dict:

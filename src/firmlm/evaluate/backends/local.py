@@ -8,7 +8,10 @@ import torch
 
 
 class LocalBackend:
-    """Batched greedy decoding; prompts are cut from the left to ``max_prompt_tokens``."""
+    """Batched greedy decoding; prompts are cut from the left to ``max_prompt_tokens``. The model is used
+    where it was placed (``firmlm.models.load(..., placement=...)``), in its own dtype: no bf16 autocast on a
+    CPU, where decoding is memory-bound and autocast re-casts the fp32 weights at every step (measured ~35%
+    slower than fp32 on a native-bf16 CPU)."""
 
     def __init__(self, model, tokenizer, name: str = "local", batch_size: int = 4, max_prompt_tokens: int = 1024):
         self.model = model.eval()
@@ -16,6 +19,7 @@ class LocalBackend:
         self.name = name
         self.batch_size = batch_size
         self.max_prompt_tokens = max_prompt_tokens
+        self.device = next(model.parameters()).device  # inputs go where the model (its first layer) is
         self._lock = threading.Lock()  # one generate() at a time (the server handles requests in threads)
 
     def _encode(self, prompt: str) -> list[int]:
@@ -35,8 +39,8 @@ class LocalBackend:
                 mask[row, width - len(e) :] = 1
             with self._lock, torch.inference_mode():
                 out = self.model.generate(
-                    input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                    pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id,
+                    input_ids=ids.to(self.device), attention_mask=mask.to(self.device), max_new_tokens=max_new_tokens,
+                    do_sample=False, pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id,
                 )
             for row in range(len(encoded)):
                 outputs.append(self.tokenizer.decode(out[row, width:], skip_special_tokens=True))

@@ -1,4 +1,7 @@
+"""Model references: classification, the prepared-folder cache, and local files of hub ids."""
+
 import importlib.util
+import shutil
 
 import pytest
 import torch
@@ -24,26 +27,26 @@ def test_hub_ids_and_local_folders_are_recognised(tmp_path):
         models.parse_ref(str(empty))
 
 
-@pytest.mark.parametrize("arch", models.TINY_ARCHS)
-def test_tiny_models_are_deterministic_and_train(arch, tmp_path, monkeypatch):
-    model, tok = models.load(f"tiny:{arch}")
-    ids = tok("int main(void) { return 0; }", return_tensors="pt").input_ids
-    out = model(input_ids=ids, labels=ids)
-    assert torch.isfinite(out.loss)
-    out.loss.backward()
-    assert tok.decode(ids[0]) == "int main(void) { return 0; }"
-    monkeypatch.setenv("FIRMLM_CACHE", str(tmp_path))  # a fresh build gives identical weights
-    again, _ = models.load(f"tiny:{arch}")
-    for (n1, p1), (n2, p2) in zip(model.state_dict().items(), again.state_dict().items()):
-        assert n1 == n2 and torch.equal(p1, p2)
-
-
 def test_prepare_reuses_the_cached_folder():
     first = models.prepare("tiny:llama")
     stamp = (first / "model.safetensors").stat().st_mtime_ns
     assert models.prepare("tiny:llama") == first
     assert (first / "model.safetensors").stat().st_mtime_ns == stamp
     assert "tiny-llama-v1" in models.list_prepared()
+
+
+def test_local_files_of_a_hub_id_come_from_the_hub_cache_without_a_download(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    assert models.local_folder("acme/not-downloaded") is None
+    repo = tmp_path / "models--acme--fw-coder"
+    snapshot = repo / "snapshots" / ("a" * 40)
+    shutil.copytree(models.prepare("tiny:llama"), snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("a" * 40)
+    assert models.local_folder("acme/fw-coder") == snapshot
+    assert models.local_folder("tiny:llama") == models.prepare("tiny:llama")
 
 
 @pytest.mark.slow
