@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -18,13 +17,11 @@ def firmlm(*args, cwd=None):
 def test_run_every_stage_then_skip_all(tmp_path):
     run_dir = tmp_path / "run"
     args = ["run", "-c", str(FIXTURES / "tiny.yaml"), "--set", f"run_dir={run_dir}", "--json"]
-    t0 = time.perf_counter()
     first = firmlm(*args)
     assert first.returncode == 0, first.stderr
     summaries = json.loads(first.stdout[: first.stdout.rindex("}") + 1])
     assert list(summaries) == ["corpus", "train", "eval", "report"]
     assert (run_dir / "report" / "report.md").is_file() and (run_dir / "config.yaml").is_file()
-    assert time.perf_counter() - t0 < 120
     stamps = {s: (run_dir / s / "summary.json").stat().st_mtime_ns for s in summaries}
     second = firmlm(*args)
     assert second.returncode == 0, second.stderr

@@ -46,14 +46,11 @@ def test_lost_document_masking_fails_at_the_first_step(tiny_config, monkeypatch)
     """A collator that adds an attention_mask turns packed training into cross-document attention."""
     from transformers import default_data_collator
 
-    import firmlm.train.stage as stage
-
     def padding_collator(features):
         batch = default_data_collator(features)
         batch["attention_mask"] = batch["input_ids"].ne(-1).long()
         return batch
 
-    monkeypatch.setattr(stage, "default_data_collator", padding_collator, raising=False)
     monkeypatch.setattr("transformers.default_data_collator", padding_collator)
     with pytest.raises(StageError, match="attention_mask"):
         run_stages(tiny_config("train.max_steps=2"), ["corpus", "train"])

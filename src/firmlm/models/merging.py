@@ -1,9 +1,12 @@
-"""The base model with a trained adapter folded into its weights, tied embeddings untied where needed."""
+"""The base model with a trained adapter folded into its weights; tied embeddings stay tied when both layers
+carry the same delta (peft's ``ensure_weight_tying``, what firmlm trains) and are untied when they differ."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from firmlm.errors import StageError
 from firmlm.models.loading import load
@@ -21,8 +24,9 @@ def load_merged(model_ref: str, adapter_dir: Path, placement: Placement | None =
     peft_model = PeftModel.from_pretrained(base, str(adapter_dir))
     if not getattr(base.config, "tie_word_embeddings", False):
         return peft_model.merge_and_unload(), tokenizer
-    # Tied embeddings: input and output embeddings get different deltas, so after merging they must be
-    # separate matrices (merging both into the one shared tensor would add both deltas to each).
+    # Tied embeddings: merging both layers' deltas into the one shared tensor would add both to each. With
+    # one shared delta (tied adapters) the weight becomes shared + delta, still tied; different deltas need
+    # separate matrices.
     shared = base.get_input_embeddings()
     shared = getattr(shared, "base_layer", shared).weight.detach().clone()
     deltas = {}
@@ -31,9 +35,22 @@ def load_merged(model_ref: str, adapter_dir: Path, placement: Placement | None =
         if leaf in ("embed_tokens", "lm_head") and hasattr(module, "get_delta_weight"):
             deltas[leaf] = sum(module.get_delta_weight(a) for a in module.active_adapters)
     merged = peft_model.merge_and_unload()
-    if deltas:
-        untie(merged, *(_plus(shared, deltas.get(leaf)) for leaf in ("embed_tokens", "lm_head")))
+    inputs, outputs = (_plus(shared, deltas.get(leaf)) for leaf in ("embed_tokens", "lm_head"))
+    if not deltas:
+        return merged, tokenizer
+    if inputs.shape == outputs.shape and torch.equal(inputs.to(outputs.device), outputs):
+        retie(merged, inputs)
+    else:
+        untie(merged, inputs, outputs)
     return merged, tokenizer
+
+
+def retie(model: Any, weight: Any) -> None:
+    """One embedding matrix for input and output, holding ``weight``."""
+    embed = model.get_input_embeddings()
+    with torch.no_grad():
+        embed.weight.copy_(weight.to(embed.weight.device, embed.weight.dtype))
+    model.get_output_embeddings().weight = embed.weight
 
 
 def _plus(shared: Any, delta: Any) -> Any:

@@ -224,9 +224,16 @@ def render_report(run_root: Path, out: StageOutput) -> None:
                                             for k, v in manifest["forks"].items()) + "."]
         md.append("")
     if train:
+        devices = train.get("world_size") or 1
+        per_device = train.get("tokens_per_s_per_device")
+        speed = f"{train['tokens_per_s']} tokens/s" + (
+            f" on {devices} processes, {per_device} per device" if devices > 1 and per_device else "")
+        if train.get("mfu") is not None:
+            speed += f", MFU {100 * train['mfu']:.1f}%"
         md += ["## Training", "", f"Model `{train['model']}`, LoRA r={train['lora']['rank']} alpha={train['lora']['alpha']} "
                f"rslora={train['lora']['rslora']}, {train['steps']} steps, {train['train_tokens']} tokens in "
-               f"{train['train_seconds']} s ({train['tokens_per_s']} tokens/s); loss {train['first_loss']} → {train['final_loss']}.", ""]
+               f"{train['train_seconds']} s ({speed}); loss {_digits(train['first_loss'])} → "
+               f"{_digits(train['final_loss'])}.", ""]
 
     def figure(name: str, caption: str, draw) -> None:
         draw(out.path / name)
@@ -313,3 +320,8 @@ def _html(md_lines: list[str], root: Path) -> str:
     close_table()
     style = "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}img{max-width:100%}"
     return f"<!doctype html><html><head><meta charset='utf-8'><title>firmlm report</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+
+
+def _digits(value, n: int = 4):
+    """A figure rounded to ``n`` significant digits for the text ('–' when missing)."""
+    return "–" if value is None else f"{value:.{n}g}"

@@ -82,6 +82,25 @@ def training_args(cfg: TrainConfig, output_dir: Path, seed: int):
     )
 
 
+def build_trainer(cfg: TrainConfig, model, tokenizer, dataset, output_dir: Path, seed: int, record: StepRecord,
+                  callbacks: list) -> FirmlmTrainer:
+    """The Trainer for a peft model on packed blocks (also used by the GPU benchmark)."""
+    from transformers import PrinterCallback, default_data_collator
+
+    trainer = FirmlmTrainer(
+        model=model,
+        args=training_args(cfg, output_dir, seed),
+        train_dataset=dataset,
+        data_collator=default_data_collator,  # stacks blocks; a padding collator would add an attention_mask
+        processing_class=tokenizer,
+        callbacks=callbacks,
+        train_config=cfg,
+        record=record,
+    )
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
 def check_resumable(resume: Path) -> None:
     """Refuse a checkpoint written with another number of processes: the step size and the data each step
     reads would change silently."""
@@ -95,7 +114,7 @@ def check_resumable(resume: Path) -> None:
 
 def run_train(cfg: TrainConfig, model_ref: str, corpus_dir: Path, seed: int, out: StageOutput, resume: Path | None = None) -> None:
     """Train a LoRA adapter on the corpus train split; ``resume`` continues from a checkpoint."""
-    from transformers import PrinterCallback, default_data_collator, set_seed
+    from transformers import set_seed
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     train_dir = out.path
@@ -131,17 +150,8 @@ def run_train(cfg: TrainConfig, model_ref: str, corpus_dir: Path, seed: int, out
     if is_main_process():
         shutil.rmtree(staging, ignore_errors=True)  # checkpoint-N folders a killed run left unpublished
     with stop_on_signals() as flag:
-        trainer = FirmlmTrainer(
-            model=model,
-            args=training_args(cfg, staging, seed),
-            train_dataset=PackedDataset(blocks),
-            data_collator=default_data_collator,  # stacks blocks; a padding collator would add an attention_mask
-            processing_class=tokenizer,
-            callbacks=[monitor, SignalStop(flag, stop), publisher],
-            train_config=cfg,
-            record=record,
-        )
-        trainer.remove_callback(PrinterCallback)
+        trainer = build_trainer(cfg, model, tokenizer, PackedDataset(blocks), staging, seed, record,
+                                [monitor, SignalStop(flag, stop), publisher])
         if is_main_process():
             atomic_write_json(train_dir / "run_info.json", run_info(cfg, model_ref, model, trainer))
         t0 = time.perf_counter()
