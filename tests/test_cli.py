@@ -27,7 +27,7 @@ def test_run_every_stage_then_skip_all(tmp_path):
     assert second.returncode == 0, second.stderr
     assert second.stderr.count("unchanged, skipped") == 4
     assert stamps == {s: (run_dir / s / "summary.json").stat().st_mtime_ns for s in summaries}
-    third = firmlm(*args[:-1], "--set", "eval.docs_per_category=1")
+    third = firmlm(*args[:-1], "--set", "eval.tokens_per_category=256")
     assert third.returncode == 0, third.stderr
     assert third.stderr.count("unchanged, skipped") == 2  # corpus and train reused; eval and report redone
 

@@ -129,6 +129,7 @@ class CorpusConfig(Strict):
     indomain_fraction: float = Field(
         0.05, ge=0.0, lt=1.0, description="Share of each train repository's files held back as `indomain`."
     )
+    split_seed: int | None = Field(None, description="Seed of the indomain split; None: the run's `seed`.")
     max_file_bytes: int = Field(1_000_000, ge=1, description="Larger files are skipped with a reason.")
     max_chunk_chars: int = Field(
         7500, ge=100, description="Files longer than this are split at function/blank-line boundaries."
@@ -215,7 +216,8 @@ class GenerationConfig(Strict):
     """Greedy generative completion from the 75% prefix (Spark paper 6.6); slow on CPU (~15 tokens/s)."""
 
     enabled: bool = Field(False, description="Generate and score completions for each local model.")
-    samples_per_category: int = Field(2, ge=1, description="Samples per (split, category), the first of the eval samples.")
+    samples_per_category: int = Field(8, ge=1, description="Samples per (split, category), the first of the eval "
+                                      "windows (distinct files first); intervals need several.")
     max_new_tokens: int = Field(64, ge=1, le=2048, description="Greedy tokens generated per sample (paper: 512).")
     max_prompt_tokens: int = Field(512, ge=16, description="The prefix is cut from the left to this many tokens.")
     batch_size: int = Field(4, ge=1, description="Prompts per generate() call.")
@@ -275,8 +277,19 @@ class EvalConfig(Strict):
 
     enabled: bool = Field(True, description="Run this stage in `firmlm run`.")
     splits: list[Literal["indomain", "heldout"]] = Field(default_factory=lambda: ["indomain", "heldout"], description="Corpus splits to score.")
-    docs_per_category: int = Field(6, ge=1, description="Documents sampled per category and split (seeded).")
-    max_chars_per_doc: int = Field(1500, ge=16, description="Each document is cut to this many characters.")
+    tokens_per_category: int = Field(
+        8192, ge=32, description="Tokens scored per (split, category): windows of repository files are drawn until "
+        "this many (reference tokenizer); every figure reports how many tokens and files it rests on.")
+    window_tokens: int = Field(512, ge=32, description="Tokens per window, cut at a seeded line boundary after the "
+                               "file's licence header; the `// File:` header is context, never scored.")
+    max_windows_per_file: int = Field(4, ge=1, description="Windows one file may give when its category has few files.")
+    seed: int | None = Field(None, description="Seed of the eval sampling; None: the run's `seed`. Separate from the "
+                             "training seed, so changing how a model is trained never changes what it is scored on.")
+    control_categories: list[str] = Field(
+        default_factory=lambda: ["crypto"], description="Non-embedded categories whose reduction is subtracted from the "
+        "embedded ones' (the control margin: does the gain exceed what any C training gives?).")
+    bootstrap_replicates: int = Field(2000, ge=100, description="Paired bootstrap resamples of files for the 95% intervals.")
+    contamination: bool = Field(True, description="Report each category's share of 13-gram shingles found in the train split.")
     batch_size: int = Field(
         4, ge=1, description="Documents per perplexity forward pass on CPU (on a GPU: gpu_batch_tokens)."
     )
@@ -319,7 +332,8 @@ class FirmlmConfig(Strict):
 
     run_dir: Path = Field(Path("runs/default"), description="Where every stage writes its artifacts.")
     model: str = Field("bundled:smollm2-135m", description="Model reference (see README, Models).")
-    seed: int = Field(1234, description="Seeds training, the indomain split and evaluation samples.")
+    seed: int = Field(1234, description="Seeds training, and the indomain split and evaluation samples unless "
+                      "`corpus.split_seed` / `eval.seed` set their own.")
     corpus: CorpusConfig = Field(default_factory=CorpusConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)

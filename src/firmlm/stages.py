@@ -50,7 +50,7 @@ def fingerprints(cfg: FirmlmConfig) -> dict[str, str]:
 def _corpus(cfg: FirmlmConfig, run: RunDir, out) -> None:
     from firmlm.corpus.build import build_corpus
 
-    build_corpus(cfg.corpus, cfg.seed, out)
+    build_corpus(cfg.corpus, cfg.seed if cfg.corpus.split_seed is None else cfg.corpus.split_seed, out)
 
 
 def _train(cfg: FirmlmConfig, run: RunDir, out, resume: Path | None = None) -> None:

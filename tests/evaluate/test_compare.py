@@ -36,3 +36,19 @@ def test_checkpoint_series_is_in_step_order_and_skips_unrelated_models():
 def test_reductions_are_relative_to_the_reference():
     red = reductions(_ppl(5.0, usb=4.0), _ppl(4.0, usb=5.0))
     assert red == {"heldout": {"per_category": {"usb": -25.0}, "overall": 20.0}}
+
+
+def test_tokenizer_mismatch_ranks_and_reduces_by_bits_per_byte():
+    from firmlm.evaluate.compare import reductions, winners
+
+    def figs(ppl, bpb):
+        cat = {"ppl": ppl, "bpb": bpb, "completion": {}}
+        return {"heldout": {"per_category": {"usb": cat}, "overall": cat}}
+
+    # "other" has the lower perplexity only because its tokenizer cuts text into more, easier tokens
+    models = {"base": {"tokenizer": "a", "perplexity": figs(6.0, 0.9)},
+              "other": {"tokenizer": "b", "perplexity": figs(3.0, 1.1)}}
+    won = winners(models)
+    assert "perplexity" not in won and won["bpb"]["heldout"]["usb"]["model"] == "base"
+    assert reductions(models["base"]["perplexity"], models["other"]["perplexity"], "bpb")["heldout"]["overall"] < 0
+    assert reductions(models["base"]["perplexity"], models["other"]["perplexity"])["heldout"]["overall"] == 50.0

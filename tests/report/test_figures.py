@@ -12,3 +12,14 @@ def test_figures_are_written(tmp_path):
     checkpoint_figure([{"model": "base", "step": 0, "heldout": 5.0}, {"model": "final", "step": 5, "heldout": 4.0}],
                       ["heldout", "indomain"], tmp_path / "c.png")
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_reduction_figure_needs_intervals(tmp_path):
+    from conftest import results
+
+    from firmlm.report.figures import reduction_figure
+
+    assert reduction_figure(results(), tmp_path / "r.png") is True
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "r.png").stat().st_size > 10_000
+    assert reduction_figure(results(legacy=True), tmp_path / "legacy.png") is False
+    assert not (tmp_path / "legacy.png").exists()

@@ -114,6 +114,8 @@ class Annotate(FirmlmBlock):
         m["kind"] = kind_of(m["path"])
         m["license"] = spdx_header(doc.text) or m["repo_license"]
         m["vendor"] = vendor_of(m["repo"], m["path"])
+        if m["split"] != "train" and "drop" not in m:
+            m["raw_text"] = doc.text  # evaluation reads files as they are in the repository, not cleaned
         yield doc
 
 
@@ -163,8 +165,11 @@ class ScrubSecrets(FirmlmBlock):
     def process(self, doc: Document) -> Iterable[Document]:
         from firmlm.corpus.secrets import scrub
 
-        doc.text, counts = scrub(doc.text, SOURCE_FILENAMES.get(doc.metadata["kind"], doc.metadata["path"]))
+        filename = SOURCE_FILENAMES.get(doc.metadata["kind"], doc.metadata["path"])
+        doc.text, counts = scrub(doc.text, filename)
         doc.metadata["secrets"] = dict(counts)
+        if "raw_text" in doc.metadata:  # the evaluation copy loses its secrets too
+            doc.metadata["raw_text"] = scrub(doc.metadata["raw_text"], filename)[0]
         yield doc
 
 
@@ -224,6 +229,10 @@ TASK_DOC_SCHEMA = pa.schema([
     ("vendor", pa.string()), ("exact_key", pa.string()), ("minhash", pa.list_(pa.uint64())),
     ("cleaned", pa.string()), ("secrets", pa.string()),
 ])  # fmt: skip
+EVAL_FILE_SCHEMA = pa.schema([
+    ("split", pa.string()), ("category", pa.string()), ("repo", pa.string()), ("path", pa.string()),
+    ("kind", pa.string()), ("license", pa.string()), ("text", pa.string()),
+])  # fmt: skip
 TASK_DROP_SCHEMA = pa.schema([
     ("source_index", pa.int32()), ("file_index", pa.int64()), ("repo", pa.string()), ("path", pa.string()),
     ("reason", pa.string()),
@@ -231,7 +240,8 @@ TASK_DROP_SCHEMA = pa.schema([
 
 
 class TaskWriter(PipelineStep):
-    """Writes the task's kept documents and its drops to ``docs/NNNNN.parquet`` and ``drops/NNNNN.parquet``."""
+    """Writes the task's kept documents and its drops to ``docs/NNNNN.parquet`` and ``drops/NNNNN.parquet``, and
+    the repository text (secrets scrubbed, not cleaned) of its evaluation-split files to ``evalfiles/``."""
 
     name = "task writer"
     type = "writer"
@@ -245,8 +255,11 @@ class TaskWriter(PipelineStep):
 
         docs: list[dict[str, Any]] = []
         drops: list[dict[str, Any]] = []
+        eval_files: list[dict[str, Any]] = []
         for doc in data or ():
             m = doc.metadata
+            if m.get("chunk") == 0 and "raw_text" in m:  # a file that passed the file filters
+                eval_files.append({**{k: m.get(k) for k in EVAL_FILE_SCHEMA.names}, "text": m["raw_text"]})
             if m.get("drop"):
                 chunk = f"#{m['chunk']}" if "chunk" in m else ""
                 drops.append({"source_index": m["source_index"], "file_index": m["file_index"], "repo": m["repo"],
@@ -257,6 +270,8 @@ class TaskWriter(PipelineStep):
             self.stat_update("documents")
         _write(pa.Table.from_pylist(docs, schema=TASK_DOC_SCHEMA), Path(self.work_dir) / "docs" / f"{rank:05d}.parquet")
         _write(pa.Table.from_pylist(drops, schema=TASK_DROP_SCHEMA), Path(self.work_dir) / "drops" / f"{rank:05d}.parquet")
+        _write(pa.Table.from_pylist(eval_files, schema=EVAL_FILE_SCHEMA),
+               Path(self.work_dir) / "evalfiles" / f"{rank:05d}.parquet")
         return iter(())
 
 

@@ -13,11 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from firmlm import __version__
 from firmlm.config import CorpusConfig
-from firmlm.corpus.blocks import pipeline
+from firmlm.corpus.blocks import EVAL_FILE_SCHEMA, pipeline
 from firmlm.corpus.categories import load_rules
 from firmlm.corpus.dedup import DedupSettings, find_duplicates, find_forks
 from firmlm.corpus.pipeline import run_pipeline
@@ -28,6 +29,7 @@ from firmlm.runs import StageOutput, atomic_write_json
 
 log = logging.getLogger(__name__)
 DROP_EXAMPLES = 5
+EVAL_FILES = "eval_files.parquet"  # indomain/heldout files as they are in the repository (secrets scrubbed)
 
 
 class Accounting:
@@ -98,6 +100,17 @@ def _read_task_outputs(work_dir: Path, tasks: int, acc: Accounting, sources: lis
     return streams
 
 
+def write_eval_files(work_dir: Path, tasks: int, target: Path) -> int:
+    """Collect the tasks' evaluation-split files (repository text) into one parquet file, in a stable order."""
+    tables = [pq.read_table(p) for rank in range(tasks) if (p := work_dir / "evalfiles" / f"{rank:05d}.parquet").is_file()]
+    table = pa.concat_tables(tables) if tables else EVAL_FILE_SCHEMA.empty_table()
+    table = table.sort_by([("split", "ascending"), ("category", "ascending"), ("repo", "ascending"), ("path", "ascending")])
+    tmp = target.with_name(f".{target.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.replace(target)
+    return table.num_rows
+
+
 def build_corpus(cfg: CorpusConfig, seed: int, out: StageOutput) -> None:
     """Run the corpus stage into ``out.path`` (task outputs go to ``RUN/work/corpus-<key>`` until it ends)."""
     sources, unavailable = resolve_sources(cfg)
@@ -130,6 +143,7 @@ def build_corpus(cfg: CorpusConfig, seed: int, out: StageOutput) -> None:
     log.info("dedup: %d of %d documents removed (%d train documents leaked from evaluation splits); forks: %s",
              len(drops), len(docs), sum(1 for r in drops.values() if r == "leakage"), forks or "none")
     shards = write_shards(kept, out.path, cfg.shard_rows)
+    eval_files = write_eval_files(work_dir, cfg.executor.tasks, out.path / EVAL_FILES)
     manifest = {
         "inputs": [
             {"name": s.config.name, "kind": s.config.kind, "role": s.config.role, "origin": s.origin, **s.info,
@@ -141,6 +155,7 @@ def build_corpus(cfg: CorpusConfig, seed: int, out: StageOutput) -> None:
         "category_rules": load_rules(cfg.category_rules).source,
         "executor": {"kind": cfg.executor.kind, **run_info},
         "counts": {"files_read": sum(acc.read.values()), "files_kept": sum(len(v) for v in acc.kept_files.values()),
+                   "eval_files": eval_files,
                    "chunks_before_dedup": len(docs), "documents": acc.chunks, "shards": len(shards)},
         "drops": dict(sorted(acc.drops.items())),
         "leakage_guard_removed": acc.drops.get("leakage", 0),

@@ -74,3 +74,17 @@ def read_documents(folder: Path, split: str | None = None, columns: list[str] | 
         for row in table.to_pylist():
             if split is None or row["split"] == split:
                 yield row
+
+
+def read_eval_files(folder: Path, splits: list[str]) -> Iterator[dict[str, Any]]:
+    """The evaluation-split files as they are in the repository (``eval_files.parquet``), of the given splits."""
+    path = folder / "eval_files.parquet"
+    if not path.is_file():
+        raise StageError(f"{path}: missing (a corpus built by an older firmlm); rebuild it: firmlm corpus -c CONFIG --force")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise StageError(f"{path}: unreadable parquet ({exc})") from None
+    for row in table.to_pylist():
+        if row["split"] in splits:
+            yield row

@@ -6,8 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 
-def reductions(base: dict, other: dict) -> dict:
-    """Relative perplexity reduction (%) of ``other`` against ``base``, per split and category."""
+def reductions(base: dict, other: dict, metric: str = "perplexity") -> dict:
+    """Relative reduction (%) of ``other`` against ``base``, per split and category: of perplexity when both
+    models share a tokenizer, of bits per byte (``metric="bpb"``) when they do not (perplexities over
+    different tokens are not comparable; bytes are the same)."""
+    key = "bpb" if metric == "bpb" else "ppl"
     out = {}
     for split, figs in base.items():
         if split not in other:
@@ -15,9 +18,9 @@ def reductions(base: dict, other: dict) -> dict:
         cats = {}
         for cat, f in figs["per_category"].items():
             o = other[split]["per_category"].get(cat)
-            if o and f["ppl"]:
-                cats[cat] = round(100.0 * (f["ppl"] - o["ppl"]) / f["ppl"], 2)
-        overall = round(100.0 * (figs["overall"]["ppl"] - other[split]["overall"]["ppl"]) / figs["overall"]["ppl"], 2)
+            if o and f[key]:
+                cats[cat] = round(100.0 * (f[key] - o[key]) / f[key], 2)
+        overall = round(100.0 * (figs["overall"][key] - other[split]["overall"][key]) / figs["overall"][key], 2)
         out[split] = {"per_category": cats, "overall": overall}
     return out
 
@@ -32,9 +35,14 @@ METRICS: dict[str, tuple[str, Any, bool]] = {
 
 
 def winners(models: dict[str, dict]) -> dict:
-    """Per metric → split → category: the best model and its value (ties: the first listed model)."""
+    """Per metric → split → category: the best model and its value (ties: the first listed model). Models
+    with different tokenizers are ranked by bits per byte instead of perplexity."""
     out: dict = {}
-    for metric, (section, read, higher) in METRICS.items():
+    metrics = dict(METRICS)
+    if len({r.get("tokenizer") for r in models.values() if "perplexity" in r}) > 1:
+        metrics.pop("perplexity")
+        metrics = {"bpb": ("perplexity", lambda f: f.get("bpb"), False), **metrics}
+    for metric, (section, read, higher) in metrics.items():
         per_split: dict = {}
         for name, result in models.items():
             for split, figs in (result.get(section) or {}).items():

@@ -54,8 +54,10 @@ def score_texts(
     progress: Callable[[int], None] | None = None,
     max_tokens: int | None = None,
     max_batch_tokens: int | None = None,
+    contexts: Sequence[str] | None = None,
 ) -> list[DocScore]:
-    """Score every token of each text, conditioned on a leading EOS (as after a packed document).
+    """Score every token of each text, conditioned on a leading EOS (as after a packed document) and on the
+    text's context (e.g. its ``// File:`` header), whose tokens are never scored.
 
     A text longer than ``max_tokens`` (default: the model's context) is cut to fit and flagged ``truncated``;
     its byte count then covers only the scored part. ``max_batch_tokens`` (GPU): instead of ``batch_size``
@@ -65,18 +67,22 @@ def score_texts(
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     limit = max_tokens or getattr(model.config, "max_position_embeddings", None) or 1 << 30
-    encoded, suffix_from, nbytes, truncated = [], [], [], []
-    for t in texts:
+    encoded, scored_from, suffix_from, nbytes, truncated = [], [], [], [], []
+    for k, t in enumerate(texts):
+        context = contexts[k] if contexts else ""
+        ctx = tokenizer(context, add_special_tokens=False)["input_ids"] if context else []
         enc = tokenizer(t, add_special_tokens=False, return_offsets_mapping=True)
         ids, offsets = enc["input_ids"], enc["offset_mapping"]
-        cut_short = len(ids) + 1 > limit
+        room = max(1, limit - 1 - len(ctx))
+        cut_short = len(ids) > room
         if cut_short:
-            ids, offsets = ids[: limit - 1], offsets[: limit - 1]
+            ids, offsets = ids[:room], offsets[:room]
             t = t[: offsets[-1][1]] if offsets else ""
         cut = split_point(t) if t else 0
         first_suffix = next((i for i, (start, _) in enumerate(offsets) if start >= cut), len(ids))
-        encoded.append([eos, *ids])
-        suffix_from.append(first_suffix + 1)  # index in `encoded` (after the leading EOS)
+        encoded.append([eos, *ctx, *ids])
+        scored_from.append(len(ctx))  # logits position predicting the first text token
+        suffix_from.append(len(ctx) + first_suffix + 1)  # index in `encoded` of the first suffix token
         nbytes.append(len(t.encode("utf-8")))
         truncated.append(cut_short)
     order = sorted(range(len(texts)), key=lambda i: -len(encoded[i]))
@@ -109,18 +115,19 @@ def score_texts(
             start += len(idx)
             for row, i in enumerate(idx):  # per row: no work on padding, top-k only on the suffix
                 n = len(encoded[i]) - 1
-                s0 = suffix_from[i] - 1  # position predicting the first suffix token
-                row_logits = logits[row, :n].float()
-                target = ids[row, 1 : n + 1]
+                c = scored_from[i]
+                s0 = suffix_from[i] - 1 - c  # position (among the scored ones) predicting the first suffix token
+                row_logits = logits[row, c:n].float()
+                target = ids[row, c + 1 : n + 1]
                 token_nll = torch.nn.functional.cross_entropy(row_logits, target, reduction="none")
-                top5 = row_logits[s0:n].topk(5, dim=-1).indices
-                suffix_target = target[s0:n]
+                top5 = row_logits[s0:].topk(5, dim=-1).indices
+                suffix_target = target[s0:]
                 scores[i] = DocScore(
                     nll=float(token_nll.sum()),
-                    tokens=n,
+                    tokens=n - c,
                     bytes=nbytes[i],
-                    suffix_nll=float(token_nll[s0:n].sum()),
-                    suffix_tokens=max(0, n - s0),
+                    suffix_nll=float(token_nll[s0:].sum()),
+                    suffix_tokens=max(0, n - c - s0),
                     top1=int((top5[:, 0] == suffix_target).sum()),
                     top5=int((top5 == suffix_target.unsqueeze(-1)).any(dim=-1).sum()),
                     truncated=truncated[i],
@@ -159,12 +166,15 @@ def aggregate(samples: Sequence[Sample], scores: Sequence[DocScore]) -> dict:
     for s, sc in zip(samples, scores, strict=True):
         groups[s.split][s.category].append(sc)
     out = {}
+    files: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for s in samples:
+        files[s.split][s.category].add(s.file)
     for split, cats in sorted(groups.items()):
-        per_cat = {c: _figures(v) for c, v in sorted(cats.items())}
+        per_cat = {c: {**_figures(v), "files": len(files[split][c])} for c, v in sorted(cats.items())}
         every = [sc for v in cats.values() for sc in v]
         out[split] = {
             "per_category": per_cat,
-            "overall": _figures(every),
+            "overall": {**_figures(every), "files": sum(len(f) for f in files[split].values())},
             "unweighted_mean_ppl": round(sum(f["ppl"] for f in per_cat.values()) / len(per_cat), 4),
         }
     return out

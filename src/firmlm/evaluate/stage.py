@@ -18,7 +18,9 @@ from firmlm.evaluate.backends import CompletionBackend
 from firmlm.evaluate.backends.api import ApiBackend
 from firmlm.evaluate.backends.local import LocalBackend
 from firmlm.evaluate.compare import checkpoint_series, reductions, winners
+from firmlm.evaluate.contamination import measure as measure_contamination
 from firmlm.evaluate.generation import aggregate_generation, score_generation
+from firmlm.evaluate.intervals import compare, weighted_mean_interval
 from firmlm.evaluate.model_specs import ModelSpec, resolve_models
 from firmlm.evaluate.perplexity import aggregate, gpu_token_budget, score_texts, split_point
 from firmlm.evaluate.samples import Sample, select_samples
@@ -37,11 +39,23 @@ def generation_samples(samples: list[Sample], per_category: int) -> list[Sample]
     return chosen
 
 
-def generation_results(backend: CompletionBackend, chosen: list[Sample], cfg: GenerationConfig, tokenizer=None) -> dict:
-    """Greedy completions of the 75% prefixes, scored per split and category, with failure counts."""
+def reference_window(suffix: str, tokenizer, max_new_tokens: int) -> str:
+    """The true continuation cut to as many tokens as the model may generate (the same length budget)."""
+    if tokenizer is None:
+        return suffix
+    enc = tokenizer(suffix, add_special_tokens=False, return_offsets_mapping=True)
+    offsets = enc["offset_mapping"]
+    return suffix if len(offsets) <= max_new_tokens else suffix[: offsets[max_new_tokens - 1][1]]
+
+
+def generation_results(backend: CompletionBackend, chosen: list[Sample], cfg: GenerationConfig, tokenizer=None,
+                       reference_tokenizer=None) -> dict:
+    """Greedy completions of the 75% prefixes (after the file header), scored per split and category against
+    the reference window of the same token budget, with failure counts."""
     cuts = [split_point(s.text) for s in chosen]
-    prompts = [s.text[:c] for s, c in zip(chosen, cuts)]
-    refs = [s.text[c:] for s, c in zip(chosen, cuts)]
+    prompts = [s.context + s.text[:c] for s, c in zip(chosen, cuts)]
+    ref_tok = reference_tokenizer or tokenizer
+    refs = [reference_window(s.text[c:], ref_tok, cfg.max_new_tokens) for s, c in zip(chosen, cuts)]
     t0 = time.perf_counter()
     outputs = backend.complete(prompts, cfg.max_new_tokens)
     seconds = time.perf_counter() - t0
@@ -54,9 +68,10 @@ def generation_results(backend: CompletionBackend, chosen: list[Sample], cfg: Ge
     groups: dict = defaultdict(lambda: defaultdict(list))
     for s, out, ref in zip(chosen, outputs, refs):
         groups[s.split][s.category].append((out or "", ref))  # a failed request scores as an empty output
+    result_pairs = groups
     result: dict = {"seconds": round(seconds, 2), "samples": len(chosen), "failures": failures,
                     "samples_per_s": round(len(chosen) / seconds, 3) if seconds else None}
-    for split, cats in sorted(groups.items()):
+    for split, cats in sorted(result_pairs.items()):
         every = [pair for pairs in cats.values() for pair in pairs]
         result[split] = {
             "per_category": {c: _aggregate_pairs(pairs) for c, pairs in sorted(cats.items())},
@@ -67,7 +82,12 @@ def generation_results(backend: CompletionBackend, chosen: list[Sample], cfg: Ge
 
 def _aggregate_pairs(pairs: list[tuple[str, str]]) -> dict:
     gens, refs = [g for g, _ in pairs], [r for _, r in pairs]
-    return aggregate_generation([score_generation(g, r) for g, r in pairs], gens, refs)
+    scores = [score_generation(g, r) for g, r in pairs]
+    figures = aggregate_generation(scores, gens, refs)
+    if scores:
+        figures["weighted"]["token_accuracy_ci95"] = weighted_mean_interval(
+            [x.token_accuracy for x in scores], [x.ref_tokens for x in scores])
+    return figures
 
 
 def _use_vllm(engine: str) -> bool:
@@ -79,18 +99,20 @@ def _use_vllm(engine: str) -> bool:
 
 
 def _evaluate_local(spec: ModelSpec, cfg: EvalConfig, samples: list[Sample], chosen: list[Sample],
-                    precision: models.Precision) -> dict:
+                    precision: models.Precision, reference_tokenizer) -> dict:
     placement = models.placement_for(spec.ref, precision)
     result: dict = {"ref": spec.label, "step": spec.step, "placement": asdict(placement)}
     model, tokenizer = (models.load_merged(spec.ref, spec.adapter, placement) if spec.adapter
                         else models.load(spec.ref, placement=placement))
+    result["tokenizer"] = models.tokenizer_fingerprint(tokenizer)
     if "perplexity" in spec.tasks:
         budget = (cfg.gpu_batch_tokens or gpu_token_budget(model)) if placement.device == "cuda" else None
         t0 = time.perf_counter()
         scores = score_texts(model, tokenizer, [s.text for s in samples], cfg.batch_size, placement.autocast_bf16,
-                             max_batch_tokens=budget)
+                             max_batch_tokens=budget, contexts=[s.context for s in samples])
         seconds = time.perf_counter() - t0
         tokens = sum(s.tokens for s in scores)
+        result["_scores"] = scores  # for the paired comparison; not written to results.json
         result.update({"perplexity": aggregate(samples, scores), "seconds": round(seconds, 2),
                        "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
                        "truncated_to_context": sum(s.truncated for s in scores)})
@@ -103,12 +125,14 @@ def _evaluate_local(spec: ModelSpec, cfg: EvalConfig, samples: list[Sample], cho
             _release_gpu_memory()  # vLLM takes its share of the GPU when it starts
             backend = VllmBackend(spec.ref, spec.adapter, spec.name, cfg.generation.max_prompt_tokens)
             try:
-                result["generation"] = {"engine": "vllm", **generation_results(backend, chosen, cfg.generation, tokenizer)}
+                result["generation"] = {"engine": "vllm", **generation_results(backend, chosen, cfg.generation, tokenizer,
+                                                                                reference_tokenizer)}
             finally:
                 backend.close()
         else:
             backend = LocalBackend(model, tokenizer, spec.name, cfg.generation.batch_size, cfg.generation.max_prompt_tokens)
-            result["generation"] = {"engine": "transformers", **generation_results(backend, chosen, cfg.generation, tokenizer)}
+            result["generation"] = {"engine": "transformers",
+                                    **generation_results(backend, chosen, cfg.generation, tokenizer, reference_tokenizer)}
         log.info("%s: generation in %.1fs", spec.name, result["generation"]["seconds"])
     return result
 
@@ -122,14 +146,15 @@ def _release_gpu_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _evaluate_api(spec: ModelSpec, cfg: EvalConfig, chosen: list[Sample], cache_dir: Path) -> dict:
+def _evaluate_api(spec: ModelSpec, cfg: EvalConfig, chosen: list[Sample], cache_dir: Path, reference_tokenizer) -> dict:
     api = spec.api
     backend = ApiBackend(api.base_url, api.model, cache_dir / "api-requests.sqlite", chat=api.chat,
                          api_key_env=api.api_key_env, concurrency=api.concurrency, timeout_s=api.timeout_s,
                          max_retries=api.max_retries)
     result: dict = {"ref": spec.label, "step": None}
     if chosen and "generation" in spec.tasks:
-        result["generation"] = {"engine": "api", **generation_results(backend, chosen, cfg.generation)}
+        result["generation"] = {"engine": "api", **generation_results(backend, chosen, cfg.generation, None,
+                                                                      reference_tokenizer)}
     s = backend.stats
     result["api"] = {"requests": s.requests, "cache_hits": s.cache_hits, "retries": s.retries, "failures": dict(s.failures)}
     return result
@@ -144,41 +169,61 @@ def pick_target(cfg: EvalConfig, results: dict) -> str | None:
 def run_eval(cfg: EvalConfig, model_ref: str, corpus_dir: Path, train_dir: Path | None, seed: int, bf16: bool,
              out: StageOutput, cache_dir: Path) -> None:
     """Evaluate every model of ``cfg.models``. ``bf16`` (the train stage's resolved precision): True asks for
-    bf16 (GPU weights, or autocast on a CPU), False for fp32; ``models.placement`` decides device and dtype."""
+    bf16 (GPU weights, or autocast on a CPU), False for fp32; ``models.placement`` decides device and dtype.
+    ``seed`` is the run's seed, used for sampling unless ``eval.seed`` is set."""
     precision: models.Precision = "bf16" if bf16 else "fp32"
-    samples = select_samples(corpus_dir, list(cfg.splits), cfg.docs_per_category, cfg.max_chars_per_doc, seed)
+    sample_seed = seed if cfg.seed is None else cfg.seed
+    reference_tokenizer = models.load_tokenizer(model_ref)
+    samples = select_samples(corpus_dir, list(cfg.splits), cfg.tokens_per_category, cfg.window_tokens, sample_seed,
+                             reference_tokenizer, cfg.max_windows_per_file)
     if not samples:
-        raise StageError(f"{corpus_dir}: no documents in splits {list(cfg.splits)} to evaluate")
+        raise StageError(f"{corpus_dir}: no evaluation files in splits {list(cfg.splits)} (eval_files.parquet)")
     specs, skipped = resolve_models(cfg.models, model_ref, train_dir)
     chosen = generation_samples(samples, cfg.generation.samples_per_category) if cfg.generation.enabled else []
-    log.info("evaluating %d models on %d samples (%d for generation) over %d (split, category) groups",
-             len(specs), len(samples), len(chosen), len({(s.split, s.category) for s in samples}))
+    log.info("evaluating %d models on %d windows of %d files (%d for generation) over %d (split, category) groups",
+             len(specs), len(samples), len({s.file for s in samples}), len(chosen),
+             len({(s.split, s.category) for s in samples}))
     per_model: dict = {}
     for spec in specs:
         if spec.api is not None:
-            per_model[spec.name] = _evaluate_api(spec, cfg, chosen, cache_dir)
+            per_model[spec.name] = _evaluate_api(spec, cfg, chosen, cache_dir, reference_tokenizer)
         else:
-            per_model[spec.name] = _evaluate_local(spec, cfg, samples, chosen, precision)
+            per_model[spec.name] = _evaluate_local(spec, cfg, samples, chosen, precision, reference_tokenizer)
             _release_gpu_memory()
     reference = per_model.get(cfg.reference, {}).get("perplexity")
     if reference is None:
         raise StageError(f"eval.reference {cfg.reference!r}: that model was skipped or has no perplexity task")
+    ref_tokenizer = per_model[cfg.reference].get("tokenizer")
     for name, r in per_model.items():
         if name != cfg.reference and "perplexity" in r:
-            r["reduction_pct"] = reductions(reference, r["perplexity"])
+            r["reduction_metric"] = "perplexity" if r.get("tokenizer") == ref_tokenizer else "bpb"
+            r["reduction_pct"] = reductions(reference, r["perplexity"], r["reduction_metric"])
     target = pick_target(cfg, per_model)
+    comparison, margins = {}, {}
+    if target:
+        t = per_model[target]
+        comparison, margins = compare(samples, per_model[cfg.reference]["_scores"], t["_scores"], t["reduction_metric"],
+                                      cfg.control_categories, cfg.bootstrap_replicates, sample_seed)
+        for figs in comparison.values():
+            figs.update({"reference": cfg.reference, "target": target})
+    scores = {name: r.pop("_scores") for name, r in per_model.items() if "_scores" in r}
     results: dict = {
         "models": per_model, "reference": cfg.reference, "target": target, "samples": len(samples),
-        "generation_samples": len(chosen), "splits": list(cfg.splits), "skipped_models": skipped,
-        "reduction_pct": per_model[target]["reduction_pct"] if target else {},
+        "files": len({s.file for s in samples}), "generation_samples": len(chosen), "splits": list(cfg.splits),
+        "skipped_models": skipped, "reduction_pct": per_model[target]["reduction_pct"] if target else {},
+        "comparison": comparison, "control_margin": margins,
+        "contamination": measure_contamination(corpus_dir, samples) if cfg.contamination else {},
         "winners": winners(per_model), "checkpoints": checkpoint_series(per_model),
+        "sampling": {"seed": sample_seed, "tokens_per_category": cfg.tokens_per_category,
+                     "window_tokens": cfg.window_tokens, "bootstrap_replicates": cfg.bootstrap_replicates},
     }
     atomic_write_json(out.path / "results.json", results)
     generated = {s.doc_id for s in chosen}
     atomic_write_json(
         out.path / "samples.json",
         [{"doc_id": s.doc_id, "split": s.split, "category": s.category, "repo": s.repo, "path": s.path,
-          "generation": s.doc_id in generated} for s in samples],
+          "chars": len(s.text), "generation": s.doc_id in generated,
+          "tokens": {name: sc[i].tokens for name, sc in scores.items()}} for i, s in enumerate(samples)],
     )
     out.summary.update(
         {
@@ -190,6 +235,9 @@ def run_eval(cfg: EvalConfig, model_ref: str, corpus_dir: Path, train_dir: Path 
                 for m, r in per_model.items() if "perplexity" in r
             },
             "reduction_pct": {s: v["overall"] for s, v in results["reduction_pct"].items()},
+            "reduction_ci95": {s: v["overall"]["ci95"] for s, v in comparison.items()},
+            "categories_improved": {s: f"{v['categories_improved']}/{v['categories']}" for s, v in comparison.items()},
+            "control_margin_pts": {s: [v["margin_pts"], v["ci95"]] for s, v in margins.items()},
             "generation_token_accuracy": {
                 m: {split: r["generation"][split]["overall"]["weighted"]["token_accuracy"] for split in cfg.splits
                     if split in r["generation"]}

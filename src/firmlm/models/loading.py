@@ -53,3 +53,27 @@ def load(ref: str, dtype: Any = None, attn_implementation: str | None = None,
     if tokenizer.eos_token_id is None:
         raise ModelError(f"model '{ref}': tokenizer has no EOS token (needed between packed documents)")
     return model, tokenizer
+
+
+def load_tokenizer(ref: str) -> Any:
+    """The reference's tokenizer alone (with a pad token), e.g. to cut evaluation windows."""
+    from transformers import AutoTokenizer
+
+    path = prepare(ref)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except OSError as exc:
+        raise ModelError(f"model '{ref}': cannot load its tokenizer from {path} ({str(exc).splitlines()[0]})") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """Hash of the tokenizer's serialized form (vocabulary, merges, normalizer) and its EOS id."""
+    import hashlib
+    import json
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    blob = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256(f"{blob}|eos={tokenizer.eos_token_id}".encode()).hexdigest()[:16]

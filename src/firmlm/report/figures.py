@@ -134,3 +134,37 @@ def checkpoint_figure(series: list[dict[str, Any]], splits: list[str], path: Pat
     ax.set(title="Perplexity across checkpoints", xlabel="training step (0 = base)", ylabel="perplexity")
     ax.legend()
     _save(fig, path)
+
+
+def reduction_figure(results: dict[str, Any], path: Path) -> bool:
+    """Per split, the target's reduction per category and overall with 95% intervals as error bars (green:
+    the whole interval above zero, hatched: control categories). False (nothing drawn) without intervals."""
+    comparison = results.get("comparison") or {}
+    splits = [s for s in comparison if comparison[s].get("per_category")]
+    if not splits:
+        return False
+    plt = _plt()
+    height = max(len(comparison[s]["per_category"]) for s in splits) + 1
+    fig, axes = plt.subplots(1, len(splits), figsize=(5.2 * len(splits), 0.42 * height + 1.4), squeeze=False)
+    for ax, split in zip(axes[0], splits):
+        comp = comparison[split]
+        controls = set((results.get("control_margin") or {}).get(split, {}).get("control_categories") or [])
+        names = [*comp["per_category"], "overall"]
+        figs = [*comp["per_category"].values(), comp["overall"]]
+        values = [f.get("reduction_pct") or 0.0 for f in figs]
+        errors = [[v - f["ci95"][0], f["ci95"][1] - v] if f.get("ci95") else [0.0, 0.0] for v, f in zip(values, figs)]
+        colours = ["tab:blue" if n == "overall" else "tab:green" if f.get("improved") else "tab:gray"
+                   for n, f in zip(names, figs)]
+        ys = list(range(len(names)))[::-1]
+        bars = ax.barh(ys, values, xerr=list(zip(*errors)), color=colours, capsize=3, error_kw={"elinewidth": 1})
+        for bar, name in zip(bars, names):
+            if name in controls:
+                bar.set_hatch("//")
+        ax.set_yticks(ys)
+        ax.set_yticklabels([f"{n} (control)" if n in controls else n for n in names], fontsize=8)
+        ax.axvline(0, color="black", linewidth=0.8)
+        metric = "bits per byte" if comp.get("metric") == "bpb" else "perplexity"
+        ax.set(title=f"{split}: {comp.get('target', results.get('target'))} vs {comp.get('reference', results.get('reference'))}",
+               xlabel=f"{metric} reduction, % (> 0: target lower; bars: 95% CI)")
+    _save(fig, path)
+    return True

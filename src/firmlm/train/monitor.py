@@ -8,7 +8,8 @@ Anomalies go to ``anomalies.jsonl`` with a decoded preview of the step's batch:
 - ``grad_norm_spike``: grad norm above ``grad_spike_ratio`` x the mean of the last ``window`` norms.
 Throughput (tokens/s, per device, MFU) counts only the steps this process trained, so a resume does not
 look like a slowdown. ``state_dict`` (windows, counters, training seconds, skipped steps) goes into every
-checkpoint, so the time budget and the counters continue across a resume.
+checkpoint, so the time budget and the counters continue across a resume. On the main process a progress
+bar (stderr, interactive terminals only) follows the steps: step/total, loss, tokens/s and the ETA.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 from transformers import TrainerCallback
 
 from firmlm.distributed import any_rank, is_main_process, mean_over_ranks, world_size
+from firmlm.progress import StepBar
 
 log = logging.getLogger(__name__)
 LOG_EVERY = 10
@@ -82,6 +84,7 @@ class TrainingMonitor(TrainerCallback):
         nan_patience: int = 3,
         flops_per_token: float | None = None,
         peak_flops: float | None = None,
+        bar: StepBar | None = None,
     ):
         self.metrics_path = train_dir / "metrics.jsonl"
         self.anomalies_path = train_dir / "anomalies.jsonl"
@@ -106,6 +109,7 @@ class TrainingMonitor(TrainerCallback):
         self.lrs: dict[str, float] = {}
         self.stop_reason: str | None = None
         self.last: dict[str, Any] = {}
+        self.bar = bar if bar is not None else StepBar()
 
     # --- state that survives resume ---
     def state_dict(self) -> dict[str, Any]:
@@ -144,6 +148,11 @@ class TrainingMonitor(TrainerCallback):
         self.started = time.perf_counter()
         self.first_step = state.global_step
         self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        if is_main_process():
+            self.bar.start(state.max_steps, done=state.global_step)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.bar.close()
 
     def on_step_begin(self, args, state, control, optimizer=None, **kwargs):
         if optimizer is not None:
@@ -187,6 +196,7 @@ class TrainingMonitor(TrainerCallback):
         self.last = record
         if is_main_process():
             _append(self.metrics_path, record)
+            self.bar.update(step, loss, record["tokens_per_s"])
         self._check(step, loss, grad_norm, control, processing_class)
         if is_main_process() and (step % LOG_EVERY == 0 or step == 1):
             log.info("step %d/%d loss %.4f grad_norm %.3f lr %.2e %.0f tokens/s", step, state.max_steps,

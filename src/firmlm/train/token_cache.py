@@ -17,17 +17,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from firmlm.models.loading import tokenizer_fingerprint  # noqa: F401  (re-exported for the train stage)
 from firmlm.train.packing import PackedBlocks
 
 log = logging.getLogger(__name__)
 FORMAT = "firmlm-blocks-v1"
-
-
-def tokenizer_fingerprint(tokenizer) -> str:
-    """Hash of the tokenizer's serialized form (vocabulary, merges, normalizer) and its EOS id."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    blob = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
-    return hashlib.sha256(f"{blob}|eos={tokenizer.eos_token_id}".encode()).hexdigest()[:16]
 
 
 def cache_key(doc_ids: list[str], n_chars: list[int], tokenizer_fp: str, block_size: int, needed_tokens: int) -> str:
