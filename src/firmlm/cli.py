@@ -16,18 +16,18 @@ from rich.table import Table
 from firmlm import __version__
 from firmlm.config import load_config
 from firmlm.errors import FirmlmError
+from firmlm.progress import console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Domain-adapt a code LLM to embedded firmware and measure the gain.")
 models_app = typer.Typer(no_args_is_help=True, help="Prepare and list models.")
 config_app = typer.Typer(no_args_is_help=True, help="Show configs and the config reference.")
 app.add_typer(models_app, name="models")
 app.add_typer(config_app, name="config")
-console = Console(stderr=True)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Run config (YAML).")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a key: --set train.lora.rank=64 (repeatable).")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Redo stages even when their fingerprint is unchanged.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the stages' summary.json to stdout.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print only the stages' summaries to stdout, as one JSON document (tables go to stderr).")]
 ResumeOpt = Annotated[str | None, typer.Option("--resume", help="Continue training from `auto` (latest checkpoint) or a checkpoint folder.")]
 
 
@@ -45,6 +45,8 @@ def _setup_logging() -> None:
 
 
 def _run(config: Path, sets: list[str] | None, names: list[str], force: bool, as_json: bool, resume: str | None = None) -> None:
+    """Run the stages; with ``--json`` stdout carries only the summaries (one JSON document) and every
+    human-facing line goes to stderr, else the headline table goes to stdout."""
     from firmlm.stages import enabled, run_stages
 
     cfg = load_config(config, sets or [])
@@ -54,31 +56,41 @@ def _run(config: Path, sets: list[str] | None, names: list[str], force: bool, as
         print(json.dumps({r.name: r.summary for r in results}, indent=2))
     report = next((r for r in results if r.name == "report"), None)
     if report and report.summary.get("headline"):
-        _print_headline(report.summary["headline"], cfg.run_dir / "report" / "report.md")
+        _print_headline(report.summary["headline"], cfg.run_dir / "report" / "report.md", report.summary.get("trained"),
+                        console if as_json else Console())
     else:
         for r in results:
             console.print(f"[bold]{r.name}[/]: {'skipped (unchanged)' if r.skipped else 'done'} → {cfg.run_dir / r.name}")
 
 
-def _print_headline(rows: list[dict], report_path: Path) -> None:
-    ref, target = rows[0].get("reference", "base"), rows[0].get("target") or "–"
-    table = Table(title=f"firmlm: {ref} vs {target} (token-weighted perplexity, lower is better)")
-    for col in ("split", f"{ref} ppl", f"{target} ppl", "reduction", "categories improved", f"top-1 {ref} → {target}"):
+def _print_headline(rows: list[dict], report_path: Path, trained: str | None, out: Console) -> None:
+    """Per split: perplexities, the reduction with its 95% interval, categories improved and the control margin."""
+    from firmlm.report import fmt
+
+    ref, target = rows[0].get("reference", "base"), rows[0].get("target") or fmt.MISSING
+    by_interval = all(r.get("improved_by") == "interval" for r in rows)
+    metric = "bits per byte" if any(r.get("metric") == "bpb" for r in rows) else "perplexity"
+    table = Table(title=f"firmlm: {ref} vs {target} (token-weighted perplexity, lower is better)",
+                  caption=f"reduction = ({ref} − {target}) / {ref} on {metric}, > 0: {target} better"
+                  + ("; [95% interval]; improved: interval above 0" if by_interval else "; improved: point estimate > 0"))
+    columns = ["split", f"{ref} ppl", f"{target} ppl", "reduction", "categories improved"]
+    columns += ["embedded − control"] if any(r.get("control_margin_pts") is not None for r in rows) else []
+    columns += [f"top-1 {ref} → {target}"]
+    for col in columns:
         table.add_column(col, justify="right")
     for r in rows:
-        top1 = "–"
+        top1 = fmt.MISSING
         if r.get("base_top1") is not None and r.get("adapted_top1") is not None:
-            top1 = f"{100 * r['base_top1']:.1f}% → {100 * r['adapted_top1']:.1f}%"
-        table.add_row(
-            r["split"],
-            f"{r['base_ppl']:.3f}",
-            f"{r['adapted_ppl']:.3f}" if r["adapted_ppl"] is not None else "–",
-            f"{r['reduction_pct']:+.1f}%" if r["reduction_pct"] is not None else "–",
-            f"{r['categories_improved']}/{r['categories']}",
-            top1,
-        )
-    Console().print(table)
-    Console().print(f"report: {report_path}")
+            top1 = f"{fmt.share(r['base_top1'])} → {fmt.share(r['adapted_top1'])}"
+        cells = [r["split"], fmt.ppl(r["base_ppl"]), fmt.ppl(r.get("adapted_ppl")),
+                 fmt.change(r.get("reduction_pct"), r.get("reduction_ci95")), f"{r['categories_improved']}/{r['categories']}"]
+        if "embedded − control" in columns:
+            cells.append(fmt.change(r.get("control_margin_pts"), r.get("control_margin_ci95"), unit="pts"))
+        table.add_row(*cells, top1)
+    out.print(table)
+    if trained:
+        out.print(f"trained: {trained}", highlight=False)
+    out.print(f"report: {report_path}", highlight=False)
 
 
 def _stage_command(name: str):

@@ -79,6 +79,9 @@ class DedupConfig(Strict):
     exact: bool = Field(True, description="Drop documents identical up to whitespace.")
     near: bool = Field(True, description="Drop near-duplicates (MinHash LSH over token 5-grams).")
     threshold: float = Field(0.85, gt=0.0, le=1.0, description="Estimated Jaccard similarity that counts as near-duplicate.")
+    leakage_threshold: float = Field(
+        0.5, gt=0.0, le=1.0, description="Lower similarity at which a train document that overlaps an indomain/heldout "
+        "document is removed as leakage (near-duplicate removal within train keeps `threshold`).")
     num_perm: int = Field(64, ge=16, le=1024, description="MinHash permutations (more: more precise, slower).")
     shingle: int = Field(5, ge=1, le=20, description="Tokens per shingle.")
     fork_threshold: float = Field(

@@ -54,3 +54,21 @@ def test_manifest_reports_leakage_guard(tiny_config, tmp_path):
     manifest = json.loads((cfg.run_dir / "corpus" / "manifest.json").read_text())
     assert manifest["leakage_guard_removed"] == 1 and manifest["drops"]["leakage"] == 1
     assert manifest["per_split"] == {"train": 1, "heldout": 1}
+
+
+def test_leakage_uses_its_own_lower_threshold():
+    import random
+
+    from firmlm.corpus.dedup import DedupSettings, find_duplicates, jaccard
+
+    rng = random.Random(0)
+    lines = [f"reg_{i} = read32(base + 0x{rng.randrange(4096):03x});" for i in range(120)]
+    heldout = "\n".join(lines)
+    overlap = "\n".join(lines[:80] + [f"other_{i}();" for i in range(60)])  # shares a good part, no duplicate
+    similarity = jaccard(heldout, overlap)
+    assert 0.4 < similarity < 0.85
+    docs = [{"text": heldout, "split": "heldout"}, {"text": overlap, "split": "train"},
+            {"text": overlap.replace("other", "more"), "split": "train"}]
+    assert find_duplicates(docs, DedupSettings(leakage_threshold=0.85)) == {}
+    drops = find_duplicates(docs, DedupSettings(leakage_threshold=0.3))
+    assert drops == {1: "leakage", 2: "leakage"}

@@ -33,6 +33,13 @@ def test_models_checkpoints_and_an_api_model_in_one_evaluation(tiny_config, serv
     assert results["skipped_models"] == [{"model": "step-1", "reason": results["skipped_models"][0]["reason"]}]
     assert "rotated" in results["skipped_models"][0]["reason"]
     assert results["target"] == "final" and results["reduction_pct"] == results["models"]["final"]["reduction_pct"]
+    for split, comparison in results["comparison"].items():  # paired bootstrap figures with their evidence
+        overall = comparison["overall"]
+        assert overall["ci95"][0] <= overall["reduction_pct"] <= overall["ci95"][1]
+        assert overall["files"] == results["models"]["base"]["perplexity"][split]["overall"]["files"] > 0
+        assert comparison["metric"] == "perplexity" and comparison["target"] == "final"
+    assert set(results["contamination"]) == set(results["comparison"]) == {"indomain", "heldout"}
+    assert all(0 <= c["shared_13gram_share"] <= 1 for cats in results["contamination"].values() for c in cats.values())
     assert [(r["model"], r["step"]) for r in results["checkpoints"]] == [("base", 0), ("step-2", 2), ("step-3", 3), ("final", 3)]
     # the served copy of the base model gives the same greedy outputs, so the same metrics
     base, served = results["models"]["base"]["generation"], results["models"]["served-base"]["generation"]

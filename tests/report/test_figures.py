@@ -15,7 +15,7 @@ def test_figures_are_written(tmp_path):
 
 
 def test_reduction_figure_needs_intervals(tmp_path):
-    from conftest import results
+    from report_run import results
 
     from firmlm.report.figures import reduction_figure
 

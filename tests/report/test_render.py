@@ -28,8 +28,8 @@ def test_report_is_rebuilt_from_artifacts_alone(tiny_config):
     assert {r["split"] for r in summary["headline"]} == set(results["models"]["base"]["perplexity"])
 
 
-def test_headline_block_opens_the_report_with_intervals_margin_and_training(render):
-    folder, summary = render()
+def test_headline_block_opens_the_report_with_intervals_margin_and_training(rendered):
+    folder, summary = rendered
     md = (folder / "report.md").read_text()
     block = md.split("## Headline", 1)[1].split("\n## ", 1)[0]
     assert "**Trained:** `bundled:smollm2-135m` with LoRA r=64 (alpha 128, rsLoRA) on q_proj, k_proj" in block
@@ -43,15 +43,15 @@ def test_headline_block_opens_the_report_with_intervals_margin_and_training(rend
     assert summary["trained"].startswith("bundled:smollm2-135m with LoRA r=64")
 
 
-def test_per_category_intervals_control_and_contamination_are_tabled(render):
-    md = (render()[0] / "report.md").read_text()
+def test_per_category_intervals_control_and_contamination_are_tabled(rendered):
+    md = (rendered[0] / "report.md").read_text()
     assert "| networking | 7 | 10,240 | +1.3% [−1.5, +3.9] | no | +6.0 [+3.1, +8.7] | 3.6% |" in md
     assert "| crypto (control) | 10 | 15,360 | +9.2% [+6.1, +12.1] | yes |" in md
     assert "| bootloader | 9 | 18 | 14,208 | 3.912 | 3.607 | 3.301 | 0.856 | 0.749 |" in md
 
 
-def test_figures_are_rounded_everywhere(render):
-    md = (render()[0] / "report.md").read_text()
+def test_figures_are_rounded_everywhere(rendered):
+    md = (rendered[0] / "report.md").read_text()
     assert "loss 2.473 → 1.599" in md and "2,140 tokens/s" in md
     # no float printed with its full binary expansion (e.g. 2.4729530811309814 or 3.805528089506004)
     import re
@@ -59,8 +59,8 @@ def test_figures_are_rounded_everywhere(render):
     assert not re.search(r"\d\.\d{5,}", md), re.search(r".{30}\d\.\d{5,}.{10}", md).group(0)
 
 
-def test_old_results_without_intervals_still_render(render):
-    folder, summary = render(legacy=True)
+def test_old_results_without_intervals_still_render(rendered_legacy):
+    folder, summary = rendered_legacy
     md = (folder / "report.md").read_text()
     assert "| heldout | 3.806 | 3.392 | +12.3% | 5 of 5 |" in md
     assert "categories are counted by point estimate" in md
@@ -70,8 +70,8 @@ def test_old_results_without_intervals_still_render(render):
     assert summary["headline"][0]["reduction_ci95"] is None
 
 
-def test_headline_rows_carry_interval_improved_categories_and_margin(render):
-    rows = render()[1]["headline"]
+def test_headline_rows_carry_interval_improved_categories_and_margin(rendered):
+    rows = rendered[1]["headline"]
     held = next(r for r in rows if r["split"] == "heldout")
     assert held["reduction_pct"] == 12.346 and held["reduction_ci95"] == [10.512, 14.034]
     assert (held["categories_improved"], held["categories"], held["improved_by"]) == (4, 5, "interval")

@@ -126,7 +126,7 @@ def build_corpus(cfg: CorpusConfig, seed: int, out: StageOutput) -> None:
     rules_taken = Counter(r["rule"] for r in docs if r["chunk"] == 0)
     d = cfg.dedup
     matched: dict[int, int] = {}
-    drops = (find_duplicates(docs, DedupSettings(d.exact, d.near, d.threshold, d.num_perm, d.shingle), matched)
+    drops = (find_duplicates(docs, DedupSettings(d.exact, d.near, d.threshold, d.num_perm, d.shingle, d.leakage_threshold), matched)
              if d.enabled else {})
     forks = find_forks(docs, matched, d.fork_threshold) if d.enabled else {}
     kept = []

@@ -1,7 +1,9 @@
 """Exact and near-duplicate (MinHash LSH) removal across all sources, with a leakage guard.
 
 Evaluation documents (indomain, heldout) are indexed first, so a training document that duplicates one of
-them, exactly or nearly, is removed from train (reason ``leakage``) instead of the evaluation copy. Then
+them, exactly or nearly, is removed from train (reason ``leakage``) instead of the evaluation copy. Leakage
+uses its own, lower similarity threshold (``leakage_threshold``): a training document that half-overlaps an
+evaluation document would inflate the evaluation, even though it is no duplicate. Then
 every other document is kept only if it duplicates nothing kept before it (reasons ``exact-duplicate``,
 ``near-duplicate``); the first occurrence in corpus order wins. Similarity is the Jaccard similarity of
 token 5-gram shingles, estimated by MinHash; the ``// File:`` header is ignored.
@@ -26,6 +28,7 @@ class DedupSettings:
     threshold: float = 0.85
     num_perm: int = 64
     shingle: int = 5
+    leakage_threshold: float = 0.5
 
 
 def body(text: str) -> str:
@@ -84,6 +87,8 @@ def find_duplicates(docs: Iterable[dict], settings: DedupSettings, matched: dict
     order = [i for i, d in enumerate(docs) if d["split"] in EVAL_SPLITS]
     order += [i for i, d in enumerate(docs) if d["split"] not in EVAL_SPLITS]
     lsh = MinHashLSH(threshold=settings.threshold, num_perm=settings.num_perm) if settings.near else None
+    leak_lsh = (MinHashLSH(threshold=settings.leakage_threshold, num_perm=settings.num_perm)
+                if settings.near and settings.leakage_threshold < settings.threshold else None)
     seen_exact: dict[str, int] = {}
     drops: dict[int, str] = {}
     for i in order:
@@ -98,6 +103,8 @@ def find_duplicates(docs: Iterable[dict], settings: DedupSettings, matched: dict
             hits = lsh.query(sketch)
             if hits:
                 match, kind = min(int(h) for h in hits), "near-duplicate"
+            elif is_train and leak_lsh is not None and (close := leak_lsh.query(sketch)):
+                match = min(int(h) for h in close)
         if match is not None:
             drops[i] = "leakage" if is_train and docs[match]["split"] in EVAL_SPLITS else kind
             if matched is not None:
@@ -105,7 +112,10 @@ def find_duplicates(docs: Iterable[dict], settings: DedupSettings, matched: dict
             continue
         seen_exact.setdefault(key, i)
         if lsh is not None:
-            lsh.insert(str(i), sketch if sketch is not None else _sketch(doc, settings))
+            sketch = sketch if sketch is not None else _sketch(doc, settings)
+            lsh.insert(str(i), sketch)
+            if leak_lsh is not None and not is_train:
+                leak_lsh.insert(str(i), sketch)
     return drops
 
 
