@@ -1,5 +1,6 @@
 """The command line, run as a user would: a real subprocess, exit codes, one-line errors."""
 
+import io
 import json
 import os
 import subprocess
@@ -19,17 +20,43 @@ def test_run_every_stage_then_skip_all(tmp_path):
     args = ["run", "-c", str(FIXTURES / "tiny.yaml"), "--set", f"run_dir={run_dir}", "--json"]
     first = firmlm(*args)
     assert first.returncode == 0, first.stderr
-    summaries = json.loads(first.stdout[: first.stdout.rindex("}") + 1])
+    summaries = json.loads(first.stdout)  # stdout is the JSON document alone
     assert list(summaries) == ["corpus", "train", "eval", "report"]
+    assert "report: " in first.stderr and "reduction" in first.stderr  # the headline table went to stderr
     assert (run_dir / "report" / "report.md").is_file() and (run_dir / "config.yaml").is_file()
     stamps = {s: (run_dir / s / "summary.json").stat().st_mtime_ns for s in summaries}
     second = firmlm(*args)
     assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout) == summaries
     assert second.stderr.count("unchanged, skipped") == 4
     assert stamps == {s: (run_dir / s / "summary.json").stat().st_mtime_ns for s in summaries}
     third = firmlm(*args[:-1], "--set", "eval.tokens_per_category=256")
     assert third.returncode == 0, third.stderr
     assert third.stderr.count("unchanged, skipped") == 2  # corpus and train reused; eval and report redone
+    assert "reduction" in third.stdout and f"report: {run_dir}" in third.stdout.replace("\n", "")  # no --json
+
+
+def test_headline_shows_intervals_categories_and_control_margin():
+    from rich.console import Console
+
+    from firmlm.cli import _print_headline
+
+    row = {"split": "heldout", "reference": "base", "target": "final", "base_ppl": 3.80553, "adapted_ppl": 3.39179,
+           "base_top1": 0.43, "adapted_top1": 0.49, "metric": "perplexity", "reduction_pct": 12.346,
+           "reduction_ci95": [10.512, 14.034], "categories_improved": 4, "categories": 5, "improved_by": "interval",
+           "control_categories": ["crypto"], "control_margin_pts": 3.659, "control_margin_ci95": [0.812, 6.431]}
+    out = Console(record=True, width=200, file=io.StringIO())
+    _print_headline([row], Path("run/report/report.md"), "bundled:smollm2-135m with LoRA r=64", out)
+    text = out.export_text()
+    assert "+12.3% [+10.5, +14.0]" in text and "4/5" in text and "+3.7 pts [+0.8, +6.4]" in text
+    assert "3.806" in text and "43.0% → 49.0%" in text and "> 0: final better" in text
+    assert "trained: bundled:smollm2-135m with LoRA r=64" in text
+    legacy = {k: v for k, v in row.items() if not k.startswith("control")} | {"reduction_ci95": None,
+                                                                           "improved_by": "point estimate"}
+    out = Console(record=True, width=200, file=io.StringIO())
+    _print_headline([legacy], Path("r.md"), None, out)
+    text = out.export_text()
+    assert "+12.3%" in text and "[" not in text and "embedded" not in text
 
 
 def _fails_cleanly(result, *needles):

@@ -56,8 +56,11 @@ def _run(config: Path, sets: list[str] | None, names: list[str], force: bool, as
         print(json.dumps({r.name: r.summary for r in results}, indent=2))
     report = next((r for r in results if r.name == "report"), None)
     if report and report.summary.get("headline"):
-        _print_headline(report.summary["headline"], cfg.run_dir / "report" / "report.md", report.summary.get("trained"),
-                        console if as_json else Console())
+        out = console if as_json else Console()
+        if not out.is_terminal:  # a log file or pipe: no terminal width to fit, keep intervals on one line
+            out.width = max(out.width, 140)
+        _print_headline(report.summary["headline"], cfg.run_dir / "report" / "report.md",
+                        report.summary.get("trained"), out)
     else:
         for r in results:
             console.print(f"[bold]{r.name}[/]: {'skipped (unchanged)' if r.skipped else 'done'} → {cfg.run_dir / r.name}")
@@ -72,7 +75,8 @@ def _print_headline(rows: list[dict], report_path: Path, trained: str | None, ou
     metric = "bits per byte" if any(r.get("metric") == "bpb" for r in rows) else "perplexity"
     table = Table(title=f"firmlm: {ref} vs {target} (token-weighted perplexity, lower is better)",
                   caption=f"reduction = ({ref} − {target}) / {ref} on {metric}, > 0: {target} better"
-                  + ("; [95% interval]; improved: interval above 0" if by_interval else "; improved: point estimate > 0"))
+                  + ("; [95% interval]; improved: interval above 0" if by_interval
+                     else "; improved: point estimate > 0"))
     columns = ["split", f"{ref} ppl", f"{target} ppl", "reduction", "categories improved"]
     columns += ["embedded − control"] if any(r.get("control_margin_pts") is not None for r in rows) else []
     columns += [f"top-1 {ref} → {target}"]
@@ -83,13 +87,14 @@ def _print_headline(rows: list[dict], report_path: Path, trained: str | None, ou
         if r.get("base_top1") is not None and r.get("adapted_top1") is not None:
             top1 = f"{fmt.share(r['base_top1'])} → {fmt.share(r['adapted_top1'])}"
         cells = [r["split"], fmt.ppl(r["base_ppl"]), fmt.ppl(r.get("adapted_ppl")),
-                 fmt.change(r.get("reduction_pct"), r.get("reduction_ci95")), f"{r['categories_improved']}/{r['categories']}"]
+                 fmt.change(r.get("reduction_pct"), r.get("reduction_ci95")),
+                 f"{r['categories_improved']}/{r['categories']}"]
         if "embedded − control" in columns:
             cells.append(fmt.change(r.get("control_margin_pts"), r.get("control_margin_ci95"), unit="pts"))
         table.add_row(*cells, top1)
     out.print(table)
     if trained:
-        out.print(f"trained: {trained}", highlight=False)
+        out.print(f"trained: {trained}", highlight=False, soft_wrap=True)
     out.print(f"report: {report_path}", highlight=False)
 
 

@@ -96,4 +96,5 @@ def test_number_formats():
     assert fmt.change(3.66, [0.81, 6.43], unit="pts") == "+3.7 pts [+0.8, +6.4]"
     assert fmt.change(1.0, None) == "+1.0%" and fmt.change(None) == "–"
     assert [fmt.tokens(n) for n in (950, 12_345, 999_999, 1_310_720)] == ["950", "12.3k", "1M", "1.31M"]
-    assert fmt.ppl(3.8055280895) == "3.806" and fmt.share(0.0123) == "1.2%" and fmt.minutes(612.4) == "10.2 min"
+    assert fmt.ppl(3.8055280895) == "3.806" and fmt.share(0.0123) == "1.2%"
+    assert fmt.minutes(612.4) == "10.2 min" and fmt.minutes(42.4) == "42 s"

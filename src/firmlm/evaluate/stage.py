@@ -15,6 +15,7 @@ from firmlm import models
 from firmlm.config import EvalConfig, GenerationConfig
 from firmlm.errors import StageError
 from firmlm.evaluate.backends import CompletionBackend
+from firmlm.progress import bar
 from firmlm.evaluate.backends.api import ApiBackend
 from firmlm.evaluate.backends.local import LocalBackend
 from firmlm.evaluate.compare import checkpoint_series, reductions, winners
@@ -57,7 +58,12 @@ def generation_results(backend: CompletionBackend, chosen: list[Sample], cfg: Ge
     ref_tok = reference_tokenizer or tokenizer
     refs = [reference_window(s.text[c:], ref_tok, cfg.max_new_tokens) for s, c in zip(chosen, cuts)]
     t0 = time.perf_counter()
-    outputs = backend.complete(prompts, cfg.max_new_tokens)
+    outputs: list[str | None] = []
+    step = max(1, cfg.batch_size)
+    with bar(f"generation {getattr(backend, 'name', '')}".strip(), total=len(prompts), unit="samples") as advance:
+        for start in range(0, len(prompts), step):
+            outputs.extend(backend.complete(prompts[start:start + step], cfg.max_new_tokens))
+            advance(len(prompts[start:start + step]))
     seconds = time.perf_counter() - t0
     failures = {
         "failed_requests": sum(o is None for o in outputs),
@@ -108,8 +114,9 @@ def _evaluate_local(spec: ModelSpec, cfg: EvalConfig, samples: list[Sample], cho
     if "perplexity" in spec.tasks:
         budget = (cfg.gpu_batch_tokens or gpu_token_budget(model)) if placement.device == "cuda" else None
         t0 = time.perf_counter()
-        scores = score_texts(model, tokenizer, [s.text for s in samples], cfg.batch_size, placement.autocast_bf16,
-                             max_batch_tokens=budget, contexts=[s.context for s in samples])
+        with bar(f"perplexity {spec.name}", total=len(samples), unit="windows") as advance:
+            scores = score_texts(model, tokenizer, [s.text for s in samples], cfg.batch_size, placement.autocast_bf16,
+                                 max_batch_tokens=budget, contexts=[s.context for s in samples], progress=advance)
         seconds = time.perf_counter() - t0
         tokens = sum(s.tokens for s in scores)
         result["_scores"] = scores  # for the paired comparison; not written to results.json

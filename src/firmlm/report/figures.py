@@ -164,7 +164,8 @@ def reduction_figure(results: dict[str, Any], path: Path) -> bool:
         ax.set_yticklabels([f"{n} (control)" if n in controls else n for n in names], fontsize=8)
         ax.axvline(0, color="black", linewidth=0.8)
         metric = "bits per byte" if comp.get("metric") == "bpb" else "perplexity"
-        ax.set(title=f"{split}: {comp.get('target', results.get('target'))} vs {comp.get('reference', results.get('reference'))}",
+        target, reference = comp.get("target", results.get("target")), comp.get("reference", results.get("reference"))
+        ax.set(title=f"{split}: {target} vs {reference}",
                xlabel=f"{metric} reduction, % (> 0: target lower; bars: 95% CI)")
     _save(fig, path)
     return True

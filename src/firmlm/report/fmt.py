@@ -69,4 +69,7 @@ def digits(value: float | None, n: int = 4) -> str:
 
 
 def minutes(seconds: float | None) -> str:
-    return MISSING if seconds is None else f"{seconds / 60:.1f} min"
+    """A duration in minutes (seconds below one minute)."""
+    if seconds is None:
+        return MISSING
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"

@@ -57,7 +57,7 @@ def trained(train: dict[str, Any] | None, code: str = "`") -> str | None:
     lora = train.get("lora") or {}
     targets = lora.get("targets")
     targets = ", ".join(targets) if isinstance(targets, list) else targets
-    adapter = f"LoRA r={lora.get('rank')}" + (f" (alpha {lora['alpha']}{', rsLoRA' if lora.get('rslora') else ''})"
+    adapter = f"LoRA r={lora.get('rank')}" + (f" (alpha {lora['alpha']:g}{', rsLoRA' if lora.get('rslora') else ''})"
                                                if lora.get("alpha") is not None else "")
     text = (f"{code}{train.get('model')}{code} with {adapter}" + (f" on {targets}" if targets else "")
             + f": {fmt.count(train.get('steps'))} steps, {fmt.tokens(train.get('train_tokens'))} train tokens, "
@@ -87,7 +87,8 @@ def headline_lines(results: dict[str, Any] | None, train: dict[str, Any] | None)
     lines += ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for r in rows:
         cells = [r["split"], fmt.ppl(r["base_ppl"]), fmt.ppl(r["adapted_ppl"]),
-                 fmt.change(r["reduction_pct"], r["reduction_ci95"]), f"{r['categories_improved']} of {r['categories']}"]
+                 fmt.change(r["reduction_pct"], r["reduction_ci95"]),
+                 f"{r['categories_improved']} of {r['categories']}"]
         if with_margin:
             cells.append(fmt.change(r["control_margin_pts"], r["control_margin_ci95"], unit="pts"))
         if by_interval:
@@ -104,7 +105,8 @@ def headline_lines(results: dict[str, Any] | None, train: dict[str, Any] | None)
                   "categories, in percentage points. Training on any C lowers perplexity on C in general; the margin "
                   "is the gain specific to embedded code.", ""]
         for split, m in (results.get("control_margin") or {}).items():
+            controls = ", ".join(m.get("control_categories") or [])
             lines.append(f"- {split}: embedded {fmt.change(m.get('embedded_reduction_pct'))} over "
-                         f"{fmt.count(m.get('embedded_files'))} files, control ({', '.join(m.get('control_categories') or [])}) "
+                         f"{fmt.count(m.get('embedded_files'))} files, control ({controls}) "
                          f"{fmt.change(m.get('control_reduction_pct'))} over {fmt.count(m.get('control_files'))} files")
     return lines + [""]

@@ -133,7 +133,8 @@ def evaluation_lines(results: dict[str, Any], figure: Callable[..., None]) -> li
         comp = comparison_table(results, split)
         if comp:
             add([f"Reduction of {target} against {ref}:", ""] + comp + [""])
-        figure(md, f"figures/ppl_{split}.png", f"Per-category perplexity, {split}", lambda p, s=split: ppl_figure(results, s, p))
+        figure(md, f"figures/ppl_{split}.png", f"Per-category perplexity, {split}",
+               lambda p, s=split: ppl_figure(results, s, p))
     if results.get("checkpoints"):
         add(["## Perplexity across checkpoints", "", "Overall perplexity of the base model (step 0), the kept "
              "checkpoints and the final adapter.", ""] + checkpoint_table(results) + [""])

@@ -61,21 +61,24 @@ def comparison_table(results: dict[str, Any], split: str) -> list[str]:
     controls = control_categories(results, split)
     cats = list((comp or points)["per_category"])
     head = ["category"]
-    head += ["files", "tokens", "reduction [95% CI]", "improved (CI > 0)", "top-1 Δ pts [95% CI]"] if comp else ["reduction"]
+    head += (["files", "tokens", "reduction [95% CI]", "improved (CI > 0)", "top-1 Δ pts [95% CI]"] if comp
+             else ["reduction"])
     head += ["13-grams seen in training"] if contamination else []
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for cat in [*cats, "overall"]:
         label = _label(cat) + (" (control)" if cat in controls else "")
         if comp:
             f = comp["overall"] if cat == "overall" else comp["per_category"].get(cat) or {}
-            cells = [fmt.count(f.get("files")), fmt.count(f.get("tokens")), fmt.change(f.get("reduction_pct"), f.get("ci95")),
+            cells = [fmt.count(f.get("files")), fmt.count(f.get("tokens")),
+                     fmt.change(f.get("reduction_pct"), f.get("ci95")),
                      ("yes" if f["improved"] else "no") if "improved" in f else fmt.MISSING,
                      fmt.change(f.get("top1_delta_pts"), f.get("top1_ci95"), unit="")]
         else:
             value = points.get("overall") if cat == "overall" else points["per_category"].get(cat)
             cells = [fmt.change(value)]
         if contamination:
-            cells.append(fmt.share((contamination.get(cat) or {}).get("shared_13gram_share")) if cat != "overall" else "")
+            seen = (contamination.get(cat) or {}).get("shared_13gram_share")
+            cells.append(fmt.share(seen) if cat != "overall" else "")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
