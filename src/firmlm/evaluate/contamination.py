@@ -47,13 +47,21 @@ def train_shingles(texts: Iterable[str], hasher: ShingleHasher) -> np.ndarray:
     return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.uint64)
 
 
+def found_in(hashes: np.ndarray, train: np.ndarray) -> int:
+    """How many of ``hashes`` occur in the sorted array ``train`` (binary search, no re-sorting of train)."""
+    if not len(train) or not len(hashes):
+        return 0
+    at = np.minimum(np.searchsorted(train, hashes), len(train) - 1)
+    return int((train[at] == hashes).sum())
+
+
 def contamination(samples: Sequence[Sample], train: np.ndarray, hasher: ShingleHasher) -> dict:
     """Per split → category: the share of the windows' shingles found in ``train``, and the counts."""
     found: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
     for s in samples:
         h = hasher(s.text)
         counts = found[s.split][s.category]
-        counts[0] += int(np.isin(h, train, assume_unique=False).sum()) if len(train) else 0
+        counts[0] += found_in(h, train)
         counts[1] += len(h)
         counts[2] += 1
     return {split: {cat: {"shared_13gram_share": round(c[0] / c[1], 5) if c[1] else None, "shingles": c[1],
