@@ -72,3 +72,12 @@ def test_weighted_mean_interval():
     assert weighted_mean_interval([0.5], [10]) is None
     lo, hi = weighted_mean_interval([0.2, 0.4, 0.6, 0.8] * 5, [10, 20, 30, 40] * 5)
     assert lo < 0.6 < hi
+
+
+def test_too_few_files_give_no_interval_and_no_improvement():
+    comparison, margins = compare(*synthetic(2, {"usb_stack": 30.0, "crypto": 1.0}), "perplexity", ["crypto"],
+                                  replicates=200)
+    fig = comparison["heldout"]["per_category"]["usb_stack"]
+    assert fig["ci95"] is None and not fig["improved"] and fig["reduction_pct"] > 25
+    assert comparison["heldout"]["overall"]["ci95"] is not None  # 4 files together
+    assert margins["heldout"]["ci95"] is None

@@ -6,7 +6,8 @@ category) is applied to both: the interval reflects which files happened to be d
 Overall and margin figures resample every category at once (stratified), so each category keeps its size.
 The reduction is ``100 * (1 - ppl_target / ppl_reference)`` on token-weighted perplexity when both models
 share a tokenizer, else on bits per byte (the same bytes for both), so it is positive when the target is
-better. A category counts as improved only when its whole 95% interval is above zero.
+better. A category counts as improved only when its whole 95% interval is above zero; a figure resting on
+fewer than ``MIN_FILES`` files has no interval and counts as not improved.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from firmlm.evaluate.perplexity import DocScore
 from firmlm.evaluate.samples import Sample
 
 FIELDS = ("nll_r", "tok_r", "nll_t", "tok_t", "bytes", "top1_r", "suf_r", "top1_t", "suf_t")
+MIN_FILES = 3  # fewer files give no interval (resampling 1 file always returns it: a zero-width "interval")
 
 
 def per_file(samples: Sequence[Sample], ref: Sequence[DocScore], tgt: Sequence[DocScore]) -> dict[str, dict[str, np.ndarray]]:
@@ -73,16 +75,22 @@ def _interval(values: np.ndarray) -> list[float] | None:
     return [round(float(lo), 3), round(float(hi), 3)]
 
 
+def _files(bs: Bootstrap, keys: list[str]) -> int:
+    return int(sum(len(bs.table[k]["tok_r"]) for k in keys))
+
+
 def _figures(bs: Bootstrap, keys: list[str], metric: str) -> dict:
     point, boot = bs.sums(keys)
-    ci = _interval(reduction(boot, metric))
+    files = _files(bs, keys)
+    enough = files >= MIN_FILES
+    ci = _interval(reduction(boot, metric)) if enough else None
     top1 = top1_delta({k: np.asarray(v) for k, v in point.items()})
     return {
         "reduction_pct": round(float(reduction(point, metric)), 3),
         "ci95": ci,
         "top1_delta_pts": None if not np.isfinite(top1) else round(float(top1), 3),
-        "top1_ci95": _interval(top1_delta(boot)),
-        "files": int(sum(len(bs.table[k]["tok_r"]) for k in keys)),
+        "top1_ci95": _interval(top1_delta(boot)) if enough else None,
+        "files": files,
         "tokens": int(point["tok_r"]),
         "improved": bool(ci is not None and ci[0] > 0),
     }
@@ -121,9 +129,10 @@ def margin(bs: Bootstrap, embedded: list[str], control: list[str], metric: str, 
         "embedded_reduction_pct": round(e, 3),
         "control_reduction_pct": round(c, 3),
         "margin_pts": round(e - c, 3),
-        "ci95": _interval(reduction(e_boot, metric) - reduction(c_boot, metric)),
-        "embedded_files": int(sum(len(bs.table[k]["tok_r"]) for k in embedded)),
-        "control_files": int(sum(len(bs.table[k]["tok_r"]) for k in control)),
+        "ci95": (_interval(reduction(e_boot, metric) - reduction(c_boot, metric))
+                 if min(_files(bs, embedded), _files(bs, control)) >= MIN_FILES else None),
+        "embedded_files": _files(bs, embedded),
+        "control_files": _files(bs, control),
         "embedded_tokens": int(e_point["tok_r"]),
         "control_tokens": int(c_point["tok_r"]),
     }
