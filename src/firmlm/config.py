@@ -181,9 +181,17 @@ class TrainConfig(Strict):
 
     enabled: bool = Field(True, description="Run this stage; when off, eval scores the base model only.")
     block_size: int = Field(512, ge=8, description="Tokens per packed sequence.")
-    micro_batch_size: int = Field(4, ge=1, description="Blocks per forward pass (per device).")
+    micro_batch_size: int | Literal["auto"] = Field(
+        4, description="Blocks per forward pass (per device). `auto`: 2048 tokens per micro-batch with bf16 (a GPU, or a "
+        "CPU with native bf16), 1024 in fp32 (on CPU, 4 blocks of 512 ran 1.3x the tokens/s of 2 in bf16, and the same in "
+        "fp32); recorded in RUN/train/budget.json and reused on resume.",
+    )
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
-    max_steps: int = Field(80, ge=1, description="Optimizer steps; sets the LR schedule length.")
+    max_steps: int | Literal["auto"] = Field(
+        80, description="Optimizer steps; sets the LR schedule length. `auto` (needs max_minutes): timed warm-up steps "
+        "at the start (then undone) fit the steps, and so the cosine schedule, to max_minutes; recorded in "
+        "RUN/train/budget.json and reused on resume. A changed max_minutes takes effect on a fresh start (--force).",
+    )
     max_minutes: float | None = Field(
         None, gt=0, description="Stop early (and save) after this much training time."
     )
@@ -195,6 +203,15 @@ class TrainConfig(Strict):
     max_grad_norm: float = Field(5.0, gt=0, description="Gradient-norm clipping threshold.")
     precision: Literal["auto", "bf16", "fp32"] = Field(
         "auto", description="`auto`: bf16 on GPUs that support it and bf16 autocast on CPUs with native bf16 (AVX512-BF16/AMX), else fp32."
+    )
+    threads: int | Literal["auto"] = Field(
+        "auto", description="CPU threads. `auto`: all cores, or fewer where a short probe at the start runs faster with "
+        "fewer (cores shared with other work: two threads measured up to 5x slower than one there).",
+    )
+    compile: bool = Field(
+        False, description="torch.compile each decoder layer (one compilation reused by all; ~1 min on 2 cores, cached "
+        "after) and fuse the LM head with the loss in chunks (one process): same results up to rounding, faster on CPU "
+        "(benchmarks/train_throughput.py). Needs a C++ compiler on CPU (g++); without one it runs uncompiled.",
     )
     gradient_checkpointing: bool = Field(False, description="Recompute activations (non-reentrant) to save memory.")
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] | None = Field(
@@ -213,6 +230,19 @@ class TrainConfig(Strict):
     )
     lora: LoraConfig = Field(default_factory=LoraConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+
+    @field_validator("micro_batch_size", "max_steps", "threads")
+    @classmethod
+    def _positive_or_auto(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"expected an integer >= 1 or 'auto', got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _auto_steps_need_a_budget(self) -> TrainConfig:
+        if self.max_steps == "auto" and self.max_minutes is None:
+            raise ValueError("max_steps: auto fits the steps to the time budget: set train.max_minutes too")
+        return self
 
 
 class GenerationConfig(Strict):

@@ -20,7 +20,7 @@ SYNC_DIR = ".sync"  # file markers the main process leaves for the other ranks
 # Keys that change how a run is operated, not what it computes: changing them keeps checkpoints resumable
 # and a finished train stage valid.
 TRAIN_OPERATIONAL_KEYS = {"max_minutes", "save_steps", "keep_checkpoints", "upload_to", "delete_after_upload",
-                          "report_to", "monitor"}
+                          "report_to", "monitor", "threads"}
 
 
 @dataclass

@@ -4,8 +4,9 @@ Packed blocks carry ``position_ids`` that restart at 0 per document and no ``att
 then builds a block-diagonal causal mask (or, for flash attention, varlen boundaries from the positions).
 Anything that adds an ``attention_mask`` (a padding collator), turns on the KV cache, or an attention
 implementation outside transformers' mask registry silently falls back to plain causal attention across
-documents. The check captures the mask the first attention layer receives and compares it with the
-block-diagonal mask the positions imply.
+documents. The check captures the mask the first decoder layer receives (and passes on to its attention
+layer; hooked on the layer, which stays outside ``torch.compile``'s code with ``train.compile``) and compares it
+with the block-diagonal mask the positions imply.
 """
 
 from __future__ import annotations
@@ -25,11 +26,21 @@ def first_attention_module(model: torch.nn.Module) -> torch.nn.Module | None:
     return next((m for n, m in model.named_modules() if n.endswith("self_attn")), None)
 
 
+def first_decoder_layer(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The module holding the first attention layer (the decoder layer that passes it the mask)."""
+    modules = dict(model.named_modules())
+    name = next((n for n in modules if n.endswith("self_attn")), None)
+    if name is None:
+        return None
+    return modules.get(name.rsplit(".", 1)[0]) if "." in name else modules[name]
+
+
 @contextmanager
 def capture_attention_inputs(model: torch.nn.Module) -> Iterator[dict[str, Any]]:
-    """Record the keyword arguments of the first call of the model's first attention layer."""
+    """Record the keyword arguments of the first call of the model's first decoder layer (what it passes to its
+    attention layer: the mask and the position ids)."""
     seen: dict[str, Any] = {}
-    module = first_attention_module(model)
+    module = first_decoder_layer(model)
     if module is None:
         yield seen
         return

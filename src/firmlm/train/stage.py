@@ -1,7 +1,8 @@
 """The train stage: corpus train split → packed blocks → LoRA continual pretraining → adapter.
 
-Works in place in RUN/train (checkpoints must survive a crash): metrics.jsonl, anomalies.jsonl,
-checkpoints/step-N, emergency/step-N, final/, and summary.json last.
+Works in place in RUN/train (checkpoints must survive a crash): budget.json (what `auto` settings resolved
+to), data.json, metrics.jsonl, anomalies.jsonl, checkpoints/step-N, emergency/step-N, final/, and summary.json
+last.
 """
 
 from __future__ import annotations
@@ -22,13 +23,16 @@ from firmlm.distributed import is_main_process, world_size
 from firmlm.errors import StageError, TrainingInterrupted
 from firmlm.models.placement import cpu_has_native_bf16
 from firmlm.runs import StageOutput, atomic_write_json
+from firmlm.train import budget
 from firmlm.train.checkpoints import CheckpointPublisher, load_monitor_state, read_meta
 from firmlm.train.data import load_blocks, tokens_per_step
 from firmlm.train.flops import lora_flops_per_token, peak_flops_per_device
+from firmlm.train.head_loss import FusedHeadLoss
 from firmlm.train.lora import adapter_stats, apply_lora, lean_adapter_saves, target_modules
 from firmlm.train.monitor import StepRecord, StopRequest, TrainingMonitor, truncate_jsonl
 from firmlm.train.packing import PackedDataset
 from firmlm.train.signals import stop_on_signals
+from firmlm.train.speed import choose_threads, compile_decoder_layers, store_frozen_weights_bf16, use_masked_sdpa
 from firmlm.train.trainer import FirmlmTrainer, SignalStop
 from firmlm.train.upload import CheckpointUploader
 
@@ -75,6 +79,7 @@ def training_args(cfg: TrainConfig, output_dir: Path, seed: int):
         data_seed=seed,
         train_sampling_strategy="sequential",
         dataloader_num_workers=0,
+        dataloader_drop_last=cfg.compile,  # a short last batch (data repeated) would make the layers compile again
         disable_tqdm=True,
         remove_unused_columns=False,
         ddp_find_unused_parameters=False,  # every adapter takes part in every step: skip DDP's extra graph walk
@@ -83,8 +88,9 @@ def training_args(cfg: TrainConfig, output_dir: Path, seed: int):
 
 
 def build_trainer(cfg: TrainConfig, model, tokenizer, dataset, output_dir: Path, seed: int, record: StepRecord,
-                  callbacks: list) -> FirmlmTrainer:
-    """The Trainer for a peft model on packed blocks (also used by the GPU benchmark)."""
+                  callbacks: list, head_loss: FusedHeadLoss | None = None) -> FirmlmTrainer:
+    """The Trainer for a peft model on packed blocks (also used by the GPU benchmark). ``cfg`` has its `auto`
+    settings resolved (``budget.resolve``, ``fit_to_budget``)."""
     from transformers import PrinterCallback, default_data_collator
 
     trainer = FirmlmTrainer(
@@ -96,6 +102,7 @@ def build_trainer(cfg: TrainConfig, model, tokenizer, dataset, output_dir: Path,
         callbacks=callbacks,
         train_config=cfg,
         record=record,
+        head_loss=head_loss,
     )
     trainer.remove_callback(PrinterCallback)
     return trainer
@@ -112,26 +119,83 @@ def check_resumable(resume: Path) -> None:
         )
 
 
+def prepare_model(cfg: TrainConfig, model, bf16: bool) -> tuple[object, FusedHeadLoss | None, dict]:
+    """LoRA adapters plus what makes training fast on this machine (see firmlm.train.speed): frozen weights in
+    bf16 under CPU autocast, compiled decoder layers and the fused head loss with ``train.compile``."""
+    model.config.use_cache = False
+    model = lean_adapter_saves(apply_lora(model, cfg.lora))
+    frozen_bf16 = store_frozen_weights_bf16(model) if bf16 and not torch.cuda.is_available() else 0
+    if cfg.compile:
+        use_masked_sdpa(model)
+    compiled = compile_decoder_layers(model) if cfg.compile else 0
+    head_loss = FusedHeadLoss.for_model(model, compiled=True) if compiled and world_size() == 1 else None
+    info = {"frozen_weights_bf16": frozen_bf16, "compiled_layers": compiled, "fused_head_loss": head_loss is not None}
+    return model, head_loss, info
+
+
+def fit_to_budget(cfg: TrainConfig, model, tokenizer, head_loss, corpus_dir: Path, staging: Path,
+                  seed: int) -> tuple[TrainConfig, dict]:
+    """``max_steps: auto`` on a fresh start: time a few optimizer steps on the first train blocks (undone
+    afterwards, see firmlm.train.budget) and fit the steps to what is left of ``max_minutes``."""
+    from firmlm.corpus.shards import read_documents
+
+    if world_size() > 1:
+        raise StageError(f"train.max_steps: auto measures one process; with {world_size()} processes set "
+                         f"train.max_steps explicitly")
+    n_steps = budget.WARMUP_STEPS + budget.TIMED_STEPS
+    per_step = cfg.micro_batch_size * cfg.grad_accum
+    blocks = budget.probe_blocks(read_documents(corpus_dir, split="train", columns=["text"]), tokenizer,
+                                 cfg.block_size, n_steps * per_step)
+    probe_cfg = cfg.model_copy(update={"max_steps": n_steps, "save_steps": 0, "report_to": [], "max_minutes": None})
+
+    def run(callbacks: list) -> None:
+        trainer = build_trainer(probe_cfg, model, tokenizer, PackedDataset(blocks), staging, seed, StepRecord(),
+                                callbacks, head_loss)
+        trainer.train()
+
+    measured = budget.time_steps(model, run)
+    budget_seconds = cfg.max_minutes * 60
+    steps = budget.fit_steps(measured["seconds_per_step"], budget_seconds, measured["measure_seconds"])
+    log.info("max_steps auto: %.2f s per step of %d tokens (measured over %d steps in %.0f s) → %d steps fill %.1f "
+             "minutes", measured["seconds_per_step"], tokens_per_step(cfg), len(measured["step_seconds"]),
+             measured["measure_seconds"], steps, cfg.max_minutes)
+    return cfg.model_copy(update={"max_steps": steps}), {**measured, "budget_seconds": budget_seconds, "fill": budget.FILL}
+
+
 def run_train(cfg: TrainConfig, model_ref: str, corpus_dir: Path, seed: int, out: StageOutput, resume: Path | None = None) -> None:
     """Train a LoRA adapter on the corpus train split; ``resume`` continues from a checkpoint."""
     from transformers import set_seed
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
     train_dir = out.path
     if resume is not None:
         check_resumable(resume)
-    dtype = torch.bfloat16 if use_bf16(cfg) and torch.cuda.is_available() else None
+    bf16 = use_bf16(cfg)
+    threads, thread_info = choose_threads(cfg.threads, bf16, world_size())
+    record = budget.read_record(train_dir) if resume is not None else None
+    run_cfg, resolved = budget.resolve(cfg, bf16, record, resuming=resume is not None)
+    dtype = torch.bfloat16 if bf16 and torch.cuda.is_available() else None
     model, tokenizer = models.load(model_ref, dtype=dtype, attn_implementation=cfg.attn_implementation)
-    blocks, n_docs = load_blocks(corpus_dir, tokenizer, cfg, train_dir)
     set_seed(seed)  # after loading: a first-time model build must not change the adapter's init
-    step_tokens = tokens_per_step(cfg)
-    model.config.use_cache = False
-    model = lean_adapter_saves(apply_lora(model, cfg.lora))
+    model, head_loss, speed = prepare_model(run_cfg, model, bf16)
     stats = adapter_stats(model)
-    log.info("LoRA r=%d targets=%s: %d trainable of %d parameters", cfg.lora.rank, cfg.lora.targets,
-             stats["trainable_params"], stats["total_params"])
-    record, stop, m = StepRecord(), StopRequest(), cfg.monitor
-    monitor = TrainingMonitor(train_dir, step_tokens, record, stop,
+    log.info("LoRA r=%d targets=%s: %d trainable of %d parameters; micro-batch %d, %s, %d threads%s",
+             cfg.lora.rank, cfg.lora.targets, stats["trainable_params"], stats["total_params"],
+             run_cfg.micro_batch_size, "bf16" if bf16 else "fp32", threads, ", compiled" if speed["compiled_layers"] else "")
+    staging = train_dir / ".trainer"
+    if is_main_process():
+        shutil.rmtree(staging, ignore_errors=True)  # checkpoint-N folders a killed run left unpublished
+    measured = None
+    if run_cfg.max_steps == "auto":
+        run_cfg, measured = fit_to_budget(run_cfg, model, tokenizer, head_loss, corpus_dir, staging, seed)
+        resolved["max_steps"] = run_cfg.max_steps
+    if resolved and is_main_process() and resume is None:
+        record = {**resolved, "precision": "bf16" if bf16 else "fp32", "threads": thread_info,
+                  **({"measurement": _rounded(measured)} if measured else {})}
+        atomic_write_json(train_dir / budget.BUDGET_FILE, record)
+    blocks, n_docs = load_blocks(corpus_dir, tokenizer, run_cfg, train_dir)
+    step_tokens = tokens_per_step(run_cfg)
+    step_record, stop, m = StepRecord(), StopRequest(), cfg.monitor
+    monitor = TrainingMonitor(train_dir, step_tokens, step_record, stop,
                               max_seconds=cfg.max_minutes * 60 if cfg.max_minutes else None,
                               window=m.window, loss_spike_ratio=m.loss_spike_ratio, grad_spike_ratio=m.grad_spike_ratio,
                               nan_patience=m.nan_patience, flops_per_token=lora_flops_per_token(model, cfg.block_size),
@@ -146,14 +210,12 @@ def run_train(cfg: TrainConfig, model_ref: str, corpus_dir: Path, seed: int, out
     uploader = CheckpointUploader(cfg.upload_to, cfg.delete_after_upload) if cfg.upload_to and is_main_process() else None
     publisher = CheckpointPublisher(train_dir, monitor, stop, cfg.keep_checkpoints,
                                     {"fingerprint": out.fingerprint, "model": model_ref}, uploader)
-    staging = train_dir / ".trainer"
-    if is_main_process():
-        shutil.rmtree(staging, ignore_errors=True)  # checkpoint-N folders a killed run left unpublished
     with stop_on_signals() as flag:
-        trainer = build_trainer(cfg, model, tokenizer, PackedDataset(blocks), staging, seed, record,
-                                [monitor, SignalStop(flag, stop), publisher])
+        trainer = build_trainer(run_cfg, model, tokenizer, PackedDataset(blocks), staging, seed, step_record,
+                                [monitor, SignalStop(flag, stop), publisher], head_loss)
         if is_main_process():
-            atomic_write_json(train_dir / "run_info.json", run_info(cfg, model_ref, model, trainer))
+            info = run_info(run_cfg, model_ref, model, trainer)
+            atomic_write_json(train_dir / "run_info.json", {**info, "resolved_auto": resolved, "threads": threads, **speed})
         t0 = time.perf_counter()
         try:
             result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -184,7 +246,10 @@ def run_train(cfg: TrainConfig, model_ref: str, corpus_dir: Path, seed: int, out
         {
             "model": model_ref,
             "steps": steps,
-            "max_steps": cfg.max_steps,
+            "max_steps": run_cfg.max_steps,
+            "max_steps_fitted": cfg.max_steps == "auto",
+            "micro_batch_size": run_cfg.micro_batch_size,
+            "budget": budget.read_record(train_dir),
             "resumed_from": str(resume) if resume else None,
             "stopped_for_time": monitor.stop_reason == "time_budget",
             "train_tokens": steps * step_tokens,
@@ -199,7 +264,9 @@ def run_train(cfg: TrainConfig, model_ref: str, corpus_dir: Path, seed: int, out
             "skipped_optimizer_steps": monitor.skipped_steps,
             "documents_tokenized": n_docs,
             "uploads": {"done": len(uploader.uploaded), "failed": uploader.failed} if uploader is not None else None,
-            "bf16": use_bf16(cfg),
+            "bf16": bf16,
+            "threads": thread_info,
+            **speed,
             "world_size": world_size(),
             "lora": {"rank": cfg.lora.rank, "alpha": cfg.lora.alpha, "rslora": cfg.lora.rslora,
                      "targets": target_modules(cfg.lora.targets)},
@@ -207,6 +274,10 @@ def run_train(cfg: TrainConfig, model_ref: str, corpus_dir: Path, seed: int, out
             "adapter": "final",
         }
     )
+
+
+def _rounded(measured: dict) -> dict:
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in measured.items()}
 
 
 def release_accelerator_memory() -> None:

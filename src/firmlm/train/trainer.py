@@ -1,7 +1,8 @@
 """The transformers Trainer with what firmlm adds, through its public seams: the dual-LR guarded optimizer
 and its schedule from ``create_optimizer`` / ``create_scheduler`` (so FSDP and DeepSpeed build it too), the
-raw step loss and last batch recorded in ``training_step``, and a document-masking check on the first
-batches. Checkpoint publishing, the monitor and signal stops are callbacks."""
+raw step loss and last batch recorded in ``training_step``, a document-masking check on the first
+batches, and (``train.compile``, one process) the fused LM-head loss in ``compute_loss``. Checkpoint
+publishing, the monitor and signal stops are callbacks."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from transformers import Trainer, TrainerCallback
 
 from firmlm.config import TrainConfig
 from firmlm.distributed import any_rank
+from firmlm.train.head_loss import FusedHeadLoss
 from firmlm.train.masking import capture_attention_inputs, verify_document_masking
 from firmlm.train.monitor import StepRecord, StopRequest
 from firmlm.train.optim import build_optimizer, build_scheduler
@@ -24,10 +26,12 @@ MASK_CHECK_BATCHES = 16  # batches looked at for a document boundary before the 
 class FirmlmTrainer(Trainer):
     """Trainer that builds firmlm's optimizer and schedule and records each step for the monitor."""
 
-    def __init__(self, *args, train_config: TrainConfig, record: StepRecord, **kwargs):
+    def __init__(self, *args, train_config: TrainConfig, record: StepRecord, head_loss: FusedHeadLoss | None = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.train_config = train_config
         self.record = record
+        self.head_loss = head_loss
         self.mask_checks_left = MASK_CHECK_BATCHES
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
@@ -40,6 +44,14 @@ class FirmlmTrainer(Trainer):
             self.lr_scheduler = build_scheduler(optimizer or self.optimizer, self.train_config)
             self._created_lr_scheduler = True
         return self.lr_scheduler
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The model's own loss, or the fused head loss: the same figure (sum over predicted tokens divided by
+        ``num_items_in_batch``, else the mean), under the Trainer's autocast."""
+        if self.head_loss is None or return_outputs or "labels" not in inputs:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        with self.accelerator.autocast():
+            return self.head_loss(inputs, num_items_in_batch if self.model_accepts_loss_kwargs else None)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         if self.mask_checks_left > 0:
