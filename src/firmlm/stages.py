@@ -15,7 +15,7 @@ from firmlm.errors import StageError
 from firmlm.runs import RunDir, atomic_write_json, atomic_write_text, fingerprint
 
 log = logging.getLogger(__name__)
-ORDER = ("corpus", "train", "eval", "report")
+ORDER = ("map", "corpus", "train", "eval", "report")
 SYNC_DIR = ".sync"  # file markers the main process leaves for the other ranks
 # Keys that change how a run is operated, not what it computes: changing them keeps checkpoints resumable
 # and a finished train stage valid.
@@ -37,14 +37,36 @@ def _rules_hash(cfg: FirmlmConfig) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest() if Path(path).is_file() else "missing"
 
 
+def _map_inputs(cfg: FirmlmConfig) -> list:
+    """What the map stage reads besides its config: the documents' contents and the repositories' source configs."""
+    from firmlm.specmap.stage import document_files
+
+    inputs: list = []
+    for entry in cfg.map.documents:
+        path = Path(entry.path)
+        files = document_files(path) if path.exists() else []
+        inputs.append([[str(f), hashlib.sha256(f.read_bytes()).hexdigest()] for f in files])
+        source = next((s for s in cfg.corpus.sources if s.name == entry.repository), None)
+        inputs.append(source.model_dump(mode="json") if source else entry.repository)
+    return inputs
+
+
 def fingerprints(cfg: FirmlmConfig) -> dict[str, str]:
     """Each stage's fingerprint: its own config plus everything upstream of it."""
+    specmap = fingerprint("map", cfg.map.model_dump(mode="json"), _map_inputs(cfg))
     corpus = fingerprint("corpus", cfg.corpus.model_dump(mode="json"), cfg.seed, _rules_hash(cfg))
     train = fingerprint("train", cfg.train.model_dump(mode="json", exclude=TRAIN_OPERATIONAL_KEYS), cfg.model, cfg.seed, corpus)
     evaluate = fingerprint("eval", cfg.eval.model_dump(mode="json"), cfg.model, cfg.seed, corpus,
                            train if cfg.train.enabled else None, cfg.train.precision)
     report = fingerprint("report", corpus, train if cfg.train.enabled else None, evaluate if cfg.eval.enabled else None)
-    return {"corpus": corpus, "train": train, "eval": evaluate, "report": report}
+    return {"map": specmap, "corpus": corpus, "train": train, "eval": evaluate, "report": report}
+
+
+def _map(cfg: FirmlmConfig, run: RunDir, out) -> None:
+    from firmlm.models.references import cache_dir
+    from firmlm.specmap.stage import run_map
+
+    run_map(cfg.map, cfg.corpus, out, cache_dir() / "specmap")
 
 
 def _corpus(cfg: FirmlmConfig, run: RunDir, out) -> None:
@@ -80,6 +102,7 @@ def _report(cfg: FirmlmConfig, run: RunDir, out) -> None:
 
 
 RUNNERS: dict[str, Callable[..., None]] = {
+    "map": _map,
     "corpus": _corpus,
     "train": _train,
     "eval": _eval,

@@ -1,0 +1,1 @@
+"""SpecMap: datasheet-to-code traceability (sections of hardware documents mapped to folders, files, symbols)."""
