@@ -136,3 +136,11 @@ def test_cli_map_with_ground_truth_compares_with_flat_bm25(tmp_path, firmware):
         assert 0 < result[method]["macro"]["accuracy"] <= 1
     assert result["hierarchical"]["macro"]["accuracy"] == 1.0  # both USART files found for both sections
     assert "flat" in done.stdout.lower() and "hierarchical" in done.stdout.lower()
+
+
+def test_fusion_scorer_runs_through_the_stage(tiny_config, firmware):
+    cfg = _config(tiny_config, DOCUMENTS / "stm32f4_mini.svd", firmware, "map.scorer=fusion")
+    run_stages(cfg, ["map"])
+    assert _mapping(cfg)["scorer"] == "fusion"
+    usart = next(m for m in _sections(cfg, "stm32f4_mini.svd") if m.title == "USART1")
+    assert usart.files and usart.files[0][0].startswith("drivers/serial/")

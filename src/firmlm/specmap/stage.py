@@ -8,6 +8,7 @@ A document that cannot be read is skipped with its reason; the stage fails only 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -117,6 +118,9 @@ def run_map(cfg: MapConfig, corpus: CorpusConfig, out: StageOutput, cache_dir: P
                                                 "documents": documents, "skipped": skipped})
     write_documents(out.path / DOCUMENTS_FILE, rows)
     out.summary.update(summarize(documents, rows, skipped, time.perf_counter() - started))
+    stats = getattr(scorer, "stats", None)  # the LLM judge: calls, tokens, cache hits, fallbacks, seconds
+    if stats is not None:
+        out.summary["judge"] = dataclasses.asdict(stats)
 
 
 def write_documents(path: Path, rows: list[dict[str, Any]]) -> None:

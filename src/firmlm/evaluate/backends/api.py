@@ -66,7 +66,9 @@ class ApiBackend:
     """Completions from an OpenAI-compatible server."""
 
     def __init__(self, base_url: str, model: str, cache_path: Path, chat: bool = False, api_key_env: str | None = None,
-                 concurrency: int = 4, timeout_s: float = 120.0, max_retries: int = 4, backoff_s: float = 1.0):
+                 concurrency: int = 4, timeout_s: float = 120.0, max_retries: int = 4, backoff_s: float = 1.0,
+                 system_message: str = CHAT_INSTRUCTION):
+        self.system_message = system_message  # chat endpoints only
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.name = f"api:{model}"
@@ -84,7 +86,7 @@ class ApiBackend:
         if self.chat:
             return "/v1/chat/completions", {
                 "model": self.model, "temperature": 0, "max_tokens": max_new_tokens,
-                "messages": [{"role": "system", "content": CHAT_INSTRUCTION}, {"role": "user", "content": prompt}],
+                "messages": [{"role": "system", "content": self.system_message}, {"role": "user", "content": prompt}],
             }
         return "/v1/completions", {"model": self.model, "prompt": prompt, "temperature": 0, "max_tokens": max_new_tokens}
 
@@ -119,19 +121,27 @@ class ApiBackend:
         self._count("", failure=last)
         raise ApiError(f"{self.base_url}{endpoint}: request failed after {self.max_retries} retries ({last})")
 
-    def complete_one(self, prompt: str, max_new_tokens: int) -> str:
+    def request(self, prompt: str, max_new_tokens: int) -> tuple[str, dict, bool]:
+        """(completion text, the response's ``usage`` or {}, whether it came from the cache); raises ApiError."""
         endpoint, payload = self._payload(prompt, max_new_tokens)
         key = hashlib.sha256(json.dumps([self.base_url, endpoint, payload], sort_keys=True).encode()).hexdigest()
-        cached = self.cache.get(key)
-        if cached is not None:
-            self._count("cache_hits")
-            body = cached
-        else:
-            self._count("requests")
+        body = self.cache.get(key)
+        cached = body is not None
+        self._count("cache_hits" if cached else "requests")
+        if not cached:
             body = self._post(endpoint, payload)
+        try:
+            choice = body["choices"][0]
+            text = choice["message"]["content"] if self.chat else choice["text"]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise ApiError(f"{self.base_url}{endpoint}: response without choices[0] text ({exc!r})") from exc
+        if not cached:
             self.cache.put(key, body)
-        choice = body["choices"][0]
-        return choice["message"]["content"] if self.chat else choice["text"]
+        usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+        return text or "", usage, cached
+
+    def complete_one(self, prompt: str, max_new_tokens: int) -> str:
+        return self.request(prompt, max_new_tokens)[0]
 
     def complete(self, prompts: list[str], max_new_tokens: int) -> list[str]:
         """Completions in prompt order; a failed request yields ``None`` in its place (counted in stats)."""
