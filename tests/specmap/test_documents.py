@@ -213,7 +213,9 @@ def test_binding_compatibles_go_to_metadata_and_never_into_the_text():
 def test_binding_section_shape():
     [section] = read_document(DOCS / "st,stm32-uart.yaml")
     assert section.title == "STMicroelectronics STM32 USART"
-    assert section.path == ("bindings", "serial", "st,stm32-uart")
+    assert section.path == ("bindings", "serial", "STMicroelectronics STM32 USART")  # the file name is a compatible
+    for compatible in section.metadata["compatible"]:
+        assert not any(compatible.lower() in part.lower() for part in section.path)
     assert section.span == (1, 83) and section.rendered
     lines = section.text.splitlines()
     assert "Inherits: /schemas/serial/serial.yaml#" in lines
@@ -252,7 +254,7 @@ def test_binding_with_compatibles_in_list_forms(tmp_path):
                     "  vendor,mode:\n    description: like vendor,dev-b but slower\n")
     [section] = read_document(path)
     assert section.metadata["compatible"] == ["vendor,dev-a", "vendor,dev", "vendor,dev-b"]
-    assert section.path == ("bindings", "vendor,dev")
+    assert section.path == ("bindings", section.title)
     assert section.title == "Dev <compatible>"
     assert "  vendor,mode: like <compatible> but slower" in section.text
 

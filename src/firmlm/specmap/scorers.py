@@ -6,6 +6,7 @@ dense) can be fused by id with :func:`reciprocal_rank_fusion`.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
@@ -66,6 +67,7 @@ class BM25Scorer:
         if any(corpus):
             import bm25s
 
+            logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG level
             model = bm25s.BM25(k1=self.k1, b=self.b, method=self.method)
             model.index(corpus, show_progress=False)
         with self._lock:

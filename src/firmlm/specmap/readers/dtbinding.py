@@ -86,10 +86,12 @@ def _property_line(name: str, schema: Any) -> str:
     return f"  {name}: {'; '.join(parts)}" if parts else f"  {name}"
 
 
-def binding_path(binding: dict[str, Any], path: Path) -> tuple[str, ...]:
-    """("bindings", folders…, name) from ``$id`` (…/schemas/serial/st,stm32-uart.yaml#), else the file stem."""
+def binding_path(binding: dict[str, Any], title: str) -> tuple[str, ...]:
+    """("bindings", folders…, title): the folders of ``$id`` (…/schemas/serial/st,stm32-uart.yaml#), then the title.
+    The file name is left out: it usually spells a compatible string, which must not reach a query."""
     match = _SCHEMA_PATH.search(str(binding.get("$id", "")))
-    return ("bindings", *(match.group(1).split("/") if match else [path.stem]))
+    folders = match.group(1).split("/")[:-1] if match else []
+    return ("bindings", *folders, title)
 
 
 def render_binding(binding: dict[str, Any]) -> str:
@@ -142,5 +144,5 @@ class DtBindingReader(DocumentReader):
         metadata = {"compatible": compatibles, "id": binding.get("$id"),
                     "required": [str(r) for r in binding.get("required") or []],
                     "properties": [str(p) for p in binding["properties"]]}
-        return [Section(document=str(path), title=title, path=binding_path(binding, path), text=body,
+        return [Section(document=str(path), title=title, path=binding_path(binding, title), text=body,
                         span=(1, max(1, text.rstrip("\n").count("\n") + 1)), metadata=metadata, rendered=True)]
