@@ -126,7 +126,7 @@ def test_masked_sdpa_always_passes_a_mask_and_keeps_documents_apart():
 
 
 @pytest.mark.slow
-def test_compiled_training_matches_and_keeps_document_masking(tiny_config, monkeypatch, tmp_path):
+def test_compiled_training_matches_and_keeps_document_masking(tiny_config, request, tmp_path):
     """train.compile: compiled layers and the fused loss train like the plain loop (losses equal up to bf16
     rounding), the masking check still sees the mask, and a lost mask is still refused."""
     common = ["train.max_steps=4", "train.block_size=512", "train.threads=1", "train.lora.dropout=0.0"]
@@ -143,14 +143,7 @@ def test_compiled_training_matches_and_keeps_document_masking(tiny_config, monke
 
     assert losses("compiled") == pytest.approx(losses("plain"), rel=2e-2)
 
-    from transformers import default_data_collator
-
-    def padding_collator(features):
-        batch = default_data_collator(features)
-        batch["attention_mask"] = batch["input_ids"].ne(-1).long()
-        return batch
-
-    monkeypatch.setattr("transformers.default_data_collator", padding_collator)
+    request.getfixturevalue("lose_document_masking")
     with pytest.raises(StageError, match="attention_mask"):
         run_stages(tiny_config(*common, "train.compile=true", f"run_dir={tmp_path / 'lost'}"), ["corpus", "train"])
 

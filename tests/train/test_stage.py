@@ -42,16 +42,8 @@ def test_optimizer_comes_from_the_trainers_create_optimizer(tiny_config, monkeyp
     assert built and [g["name"] for g in built[-1].param_groups] == ["main", "embed"]
 
 
-def test_lost_document_masking_fails_at_the_first_step(tiny_config, monkeypatch):
+def test_lost_document_masking_fails_at_the_first_step(tiny_config, lose_document_masking):
     """A collator that adds an attention_mask turns packed training into cross-document attention."""
-    from transformers import default_data_collator
-
-    def padding_collator(features):
-        batch = default_data_collator(features)
-        batch["attention_mask"] = batch["input_ids"].ne(-1).long()
-        return batch
-
-    monkeypatch.setattr("transformers.default_data_collator", padding_collator)
     with pytest.raises(StageError, match="attention_mask"):
         run_stages(tiny_config("train.max_steps=2"), ["corpus", "train"])
 
