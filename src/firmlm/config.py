@@ -380,6 +380,9 @@ class MapConfig(Strict):
         "judge at `judge_endpoint`).")
     judge_endpoint: ApiModelConfig | None = Field(None, description="OpenAI-compatible endpoint for scorer `llm` "
                                                   "(e.g. `firmlm serve`).")
+    folder_evidence: Literal["files", "description"] = Field(
+        "files", description="M1 scores a folder by its best file over the whole repository (`files`) or by its "
+        "description alone (`description`: path, README, Kconfig, Makefile and header comments).")
     folders_k: int = Field(3, ge=1, description="M1: folders kept per section.")
     files_k: int = Field(5, ge=1, description="M2: files kept per section (inside the chosen folders).")
     symbols_k: int = Field(10, ge=1, description="M3: symbols kept per section (inside the chosen files).")
@@ -389,6 +392,9 @@ class MapConfig(Strict):
     min_section_chars: int = Field(300, ge=0, description="Shorter sibling sections are merged.")
     max_code_chars: int = Field(8000, ge=200, description="Code per training document (documents.parquet).")
     workers: int = Field(2, ge=1, description="Sections mapped in parallel (threads).")
+    vocabulary: list[Path] = Field(default_factory=list, description="Your synonym files (code names, in-house "
+                                   "abbreviations), added to the bundled one; format: src/firmlm/specmap/"
+                                   "vocabulary.yaml. Relative to the config file.")
 
 
 class FirmlmConfig(Strict):
@@ -500,6 +506,10 @@ def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
     for doc in (specmap.get("documents") or []) if isinstance(specmap, dict) else []:
         if isinstance(doc, dict) and isinstance(doc.get("path"), str) and not Path(doc["path"]).is_absolute():
             doc["path"] = str((base / doc["path"]).resolve())
+    vocabulary = specmap.get("vocabulary") if isinstance(specmap, dict) else None
+    if isinstance(vocabulary, list):
+        specmap["vocabulary"] = [str((base / v).resolve()) if isinstance(v, str) and not Path(v).is_absolute()
+                                 else v for v in vocabulary]
     corpus = data.get("corpus")
     if not isinstance(corpus, dict):
         return

@@ -48,6 +48,9 @@ def _map_inputs(cfg: FirmlmConfig) -> list:
         inputs.append([[str(f), hashlib.sha256(f.read_bytes()).hexdigest()] for f in files])
         source = next((s for s in cfg.corpus.sources if s.name == entry.repository), None)
         inputs.append(source.model_dump(mode="json") if source else entry.repository)
+    for path in cfg.map.vocabulary:
+        inputs.append([str(path), hashlib.sha256(Path(path).read_bytes()).hexdigest() if Path(path).is_file()
+                       else "missing"])
     return inputs
 
 

@@ -113,6 +113,19 @@ def test_unchanged_inputs_skip_and_a_changed_document_reruns(tiny_config, firmwa
     assert not run_stages(cfg, ["map"])[0].skipped
 
 
+def test_a_vocabulary_file_reaches_the_queries_and_reruns_the_stage(tiny_config, firmware, tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text("# Falcon\n\nFalcon.\n")
+    vocabulary = tmp_path / "ours.yaml"
+    vocabulary.write_text("groups:\n  - [nothing, here]\n")
+    cfg = _config(tiny_config, doc, firmware, f"map.vocabulary=['{vocabulary}']")
+    run_stages(cfg, ["map"])
+    assert not _sections(cfg, "doc.md")[0].files  # "falcon" is nowhere in the tree
+    vocabulary.write_text("groups:\n  - [falcon, usart]\n")  # our code name for the USART
+    assert not run_stages(cfg, ["map"])[0].skipped
+    assert _sections(cfg, "doc.md")[0].files[0][0].startswith("drivers/serial/stm32_usart")
+
+
 def test_cli_map_with_ground_truth_compares_with_flat_bm25(tmp_path, firmware):
     import os
     import subprocess

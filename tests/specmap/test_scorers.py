@@ -50,7 +50,7 @@ def test_bm25_indexes_a_candidate_set_once():
         calls.append(text)
         return analyze(text)
 
-    scorer = BM25Scorer(analyzer=counting)
+    scorer = BM25Scorer(analyzer=counting, query_analyzer=counting)
     for query in ("USART enable", "I2C start", "GPIO output"):
         scorer.rank(query, PERIPHERALS, k=2)
     assert len(calls) == len(PERIPHERALS) + 3

@@ -22,7 +22,7 @@ MIN_NUMBER_LEN = 3
 
 ENGLISH_STOPWORDS = frozenset("""
 a about above after again against all also am an and any are as at be because been before being below
-between both but by can could did do does doing done down during each either etc every few from further
+between both but by could did do does doing done down during each either etc every few from further
 had has have having he her here hers him his how however i ie eg if in into is it its itself just may
 me might more most must my neither no nor not of off on once only or other our out over own per same
 shall she should so some such than that the their them then there these they this those through thus to
@@ -39,6 +39,8 @@ u8 u16 u32 u64 s8 s16 s32 s64
 """.split())  # "register" is kept on purpose: it is the datasheet's most telling word.
 
 STOPWORDS = ENGLISH_STOPWORDS | C_KEYWORDS
+# "can" is not one: code spells the CAN bus in lower case (drivers/net/can, can_rx_offload); queries drop the
+# English "can" and keep "CAN" (firmlm.specmap.vocabulary).
 
 
 def split_identifier(name: str) -> list[str]:

@@ -7,20 +7,22 @@ from typing import Any
 
 from firmlm.errors import ConfigError
 from firmlm.specmap.scorers import BM25Scorer, Scorer
+from firmlm.specmap.vocabulary import Vocabulary
 
 SCORERS = ("bm25", "dense", "fusion", "llm")
 JUDGE_CACHE = "judge-requests.sqlite"
 
 
-def make_scorer(name: str, *, judge_endpoint: Any = None, cache_dir: Path | str | None = None) -> Scorer:
-    """The scorer called ``name``.
+def make_scorer(name: str, *, judge_endpoint: Any = None, cache_dir: Path | str | None = None,
+                vocabulary: Vocabulary | None = None) -> Scorer:
+    """The scorer called ``name``; its BM25 parts expand queries with ``vocabulary`` (default: the bundled one).
 
     ``judge_endpoint`` (scorer ``llm`` only) is an :class:`~firmlm.config.ApiModelConfig` (or any object with its
     fields) or a server root URL string (model name "judge", completions endpoint). Judge responses are cached
     in ``cache_dir/judge-requests.sqlite`` (default: the firmlm cache's ``specmap`` folder).
     """
     if name == "bm25":
-        return BM25Scorer()
+        return BM25Scorer(query_analyzer=vocabulary)
     if name == "dense":
         from firmlm.specmap.dense import DenseScorer
 
@@ -28,9 +30,9 @@ def make_scorer(name: str, *, judge_endpoint: Any = None, cache_dir: Path | str 
     if name == "fusion":
         from firmlm.specmap.dense import DenseScorer, FusionScorer
 
-        return FusionScorer([BM25Scorer(), DenseScorer()])
+        return FusionScorer([BM25Scorer(query_analyzer=vocabulary), DenseScorer()])
     if name == "llm":
-        return make_judge(BM25Scorer(), judge_endpoint, cache_dir)
+        return make_judge(BM25Scorer(query_analyzer=vocabulary), judge_endpoint, cache_dir)
     raise ConfigError(f"map.scorer: unknown scorer {name!r}; expected one of {', '.join(SCORERS)}")
 
 

@@ -38,7 +38,8 @@ class Scorer(Protocol):
 class BM25Scorer:
     """Okapi BM25 (bm25s) over :func:`~firmlm.specmap.identifiers.analyze` tokens.
 
-    The index of a candidate set is built once and reused for every query over the same ids (an LRU of
+    Queries go through ``query_analyzer`` (default: the bundled :class:`~firmlm.specmap.vocabulary.Vocabulary`,
+    which adds synonyms and drops format boilerplate); candidates through ``analyzer``. The index of a candidate set is built once and reused for every query over the same ids (an LRU of
     ``cache_size`` sets), so ids must identify texts. Candidates sharing no token with the query are not
     returned.
     """
@@ -46,10 +47,16 @@ class BM25Scorer:
     name = "bm25"
 
     def __init__(self, k1: float = 1.5, b: float = 0.75, method: str = "lucene", cache_size: int = 64,
-                 analyzer: Callable[[str], list[str]] = analyze):
+                 analyzer: Callable[[str], list[str]] = analyze,
+                 query_analyzer: Callable[[str], list[str]] | None = None):
         self.k1, self.b, self.method = k1, b, method
         self.cache_size = cache_size
         self.analyzer = analyzer
+        if query_analyzer is None:
+            from firmlm.specmap.vocabulary import load_vocabulary
+
+            query_analyzer = load_vocabulary()
+        self.query_analyzer = query_analyzer
         self._indexes: OrderedDict[tuple[str, ...], Any] = OrderedDict()
         self._lock = threading.Lock()  # sections are mapped in a thread pool
 
@@ -81,7 +88,7 @@ class BM25Scorer:
         if not candidates:
             return []
         model = self._index(candidates)
-        tokens = [t for t in self.analyzer(query) if model is not None and t in model.vocab_dict]
+        tokens = [t for t in self.query_analyzer(query) if model is not None and t in model.vocab_dict]
         if not tokens:
             return [0.0] * len(candidates)
         return [float(s) for s in model.get_scores(tokens)]

@@ -29,6 +29,7 @@ from firmlm.specmap.repository import RepositoryIndex
 from firmlm.specmap.scorers import BM25Scorer, Scorer
 from firmlm.specmap.sections import Section, chunk_sections
 from firmlm.specmap.validation import validate
+from firmlm.specmap.vocabulary import load_vocabulary
 
 log = logging.getLogger(__name__)
 MAPPING_FILE = "mapping.json"
@@ -63,11 +64,12 @@ def repository_root(name: str, corpus: CorpusConfig) -> tuple[Path, str]:
 
 
 def make_scorer(cfg: MapConfig, cache_dir: Path) -> Scorer:
+    vocabulary = load_vocabulary(cfg.vocabulary)
     if cfg.scorer == "bm25":
-        return BM25Scorer()
+        return BM25Scorer(query_analyzer=vocabulary)
     from firmlm.specmap.scorer_factory import make_scorer as build
 
-    return build(cfg.scorer, judge_endpoint=cfg.judge_endpoint, cache_dir=cache_dir)
+    return build(cfg.scorer, judge_endpoint=cfg.judge_endpoint, cache_dir=cache_dir, vocabulary=vocabulary)
 
 
 def read_sections(files: list[Path], cfg: MapConfig, skipped: list[dict[str, str]]) -> list[Section]:
@@ -88,7 +90,8 @@ def run_map(cfg: MapConfig, corpus: CorpusConfig, out: StageOutput, cache_dir: P
     if not cfg.documents:
         raise ConfigError("map.documents: empty; list {path: <document or folder>, repository: <source or folder>}")
     started = time.perf_counter()
-    settings = HierarchySettings(cfg.folders_k, cfg.files_k, cfg.symbols_k, cfg.keep_ratio, workers=cfg.workers)
+    settings = HierarchySettings(cfg.folders_k, cfg.files_k, cfg.symbols_k, cfg.keep_ratio, workers=cfg.workers,
+                                 folder_evidence=cfg.folder_evidence)
     scorer = make_scorer(cfg, cache_dir)
     documents, rows, skipped = [], [], []
     for entry in cfg.documents:
@@ -170,6 +173,7 @@ def run_map_eval(cfg: MapConfig, corpus: CorpusConfig, map_dir: Path, ground_tru
     mapping = json.loads(mapping_path.read_text())
     settings = HierarchySettings(**mapping["settings"])
     hierarchical, flat, roots = [], [], {}
+    flat_scorer = BM25Scorer(query_analyzer=load_vocabulary(cfg.vocabulary))  # the map stage's BM25 vocabulary
     for doc in mapping["documents"]:
         name = _truth_name(doc["document"], names, base)
         roots[name] = doc["root"]
@@ -182,7 +186,7 @@ def run_map_eval(cfg: MapConfig, corpus: CorpusConfig, map_dir: Path, ground_tru
         queries = [section_query(s, sections[i - 1] if i and sections[i - 1].document == s.document else None,
                                  settings) for i, s in enumerate(sections)]
         for m in flat_bm25_baseline(sections, index, k=settings.files_k, symbols_k=settings.symbols_k,
-                                    ranked_k=settings.ranked_files_k, queries=queries):
+                                    ranked_k=settings.ranked_files_k, queries=queries, scorer=flat_scorer):
             m.document = _truth_name(m.document, names, base)
             flat.append(m)
     result = {"ground_truth": str(ground_truth), "hierarchical": evaluate_mapping(hierarchical, truth, roots=roots),
