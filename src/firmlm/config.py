@@ -26,6 +26,7 @@ CATEGORIES: tuple[str, ...] = (
     "crypto",
     "zephyr_rtos",
 )
+MAPPING_CATEGORY = "spec_mapping"  # SpecMap's training documents (corpus source kind `mapping`); no rule assigns it
 SPLITS: tuple[str, ...] = ("train", "indomain", "heldout")
 # suffixes, or file-name prefixes for names without one (``Kconfig`` keeps Kconfig and Kconfig.*)
 DEFAULT_EXTENSIONS: tuple[str, ...] = (".c", ".h", ".S", ".s", ".dts", ".dtsi", ".ld", "Kconfig")
@@ -38,13 +39,16 @@ class Strict(BaseModel):
 
 
 class SourceConfig(Strict):
-    """One corpus input: a local folder, a git repository, a Debian source package or an archive."""
+    """One corpus input: a local folder, a git repository, a Debian source package, an archive, or SpecMap's
+    training documents (spec text paired with the code that implements it)."""
 
     name: str = Field(description="Repository name recorded in the `repo` column; unique per corpus.")
-    kind: Literal["local", "git", "debian", "archive"] = Field(
-        description="`local` folder, `git` repository (url + ref), `debian` source package, or `archive` (.tar.*, .zip)."
+    kind: Literal["local", "git", "debian", "archive", "mapping"] = Field(
+        description="`local` folder, `git` repository (url + ref), `debian` source package, `archive` (.tar.*, .zip), "
+        "or `mapping`: the map stage's documents.parquet (this run's RUN/map unless `path` names another)."
     )
-    path: Path | None = Field(None, description="Folder (kind=local) or archive file (kind=archive) to read.")
+    path: Path | None = Field(None, description="Folder (kind=local), archive file (kind=archive), or a "
+                              "documents.parquet or map folder (kind=mapping; default: this run's RUN/map).")
     url: str | None = Field(None, description="Clone URL or local repository path (kind=git).")
     ref: str | None = Field(None, description="Branch, tag or commit to check out (kind=git); default: the remote HEAD.")
     package: str | None = Field(None, description="Debian source package name (kind=debian).")
@@ -69,6 +73,9 @@ class SourceConfig(Strict):
             raise ValueError(f"source '{self.name}': kind=git needs `url`")
         if self.kind == "debian" and not self.package:
             raise ValueError(f"source '{self.name}': kind=debian needs `package`")
+        if self.kind == "mapping" and self.role != "train":
+            raise ValueError(f"source '{self.name}': kind=mapping documents are training documents; role must be "
+                             f"`train`, not `{self.role}`")
         return self
 
 

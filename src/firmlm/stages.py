@@ -54,14 +54,30 @@ def _map_inputs(cfg: FirmlmConfig) -> list:
     return inputs
 
 
+def _mapping_inputs(cfg: FirmlmConfig, specmap: str) -> list:
+    """What `mapping` corpus sources read: this run's map stage (its fingerprint) or a named file (its hash)."""
+    inputs: list = []
+    for src in cfg.corpus.sources:
+        if src.kind != "mapping":
+            continue
+        if src.path is None:
+            inputs.append(["map", specmap])
+            continue
+        path = Path(src.path) / "documents.parquet" if Path(src.path).is_dir() else Path(src.path)
+        inputs.append([str(path), hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"])
+    return inputs
+
+
 def fingerprints(cfg: FirmlmConfig) -> dict[str, str]:
     """Each stage's fingerprint: its own config plus everything upstream of it."""
     specmap = fingerprint("map", cfg.map.model_dump(mode="json"), _map_inputs(cfg))
-    corpus = fingerprint("corpus", cfg.corpus.model_dump(mode="json"), cfg.seed, _rules_hash(cfg))
+    corpus = fingerprint("corpus", cfg.corpus.model_dump(mode="json"), cfg.seed, _rules_hash(cfg),
+                         *_mapping_inputs(cfg, specmap))
     train = fingerprint("train", cfg.train.model_dump(mode="json", exclude=TRAIN_OPERATIONAL_KEYS), cfg.model, cfg.seed, corpus)
     evaluate = fingerprint("eval", cfg.eval.model_dump(mode="json"), cfg.model, cfg.seed, corpus,
                            train if cfg.train.enabled else None, cfg.train.precision)
-    report = fingerprint("report", corpus, train if cfg.train.enabled else None, evaluate if cfg.eval.enabled else None)
+    report = fingerprint("report", corpus, train if cfg.train.enabled else None, evaluate if cfg.eval.enabled else None,
+                         *([specmap] if cfg.map.enabled else []))
     return {"map": specmap, "corpus": corpus, "train": train, "eval": evaluate, "report": report}
 
 
@@ -75,7 +91,8 @@ def _map(cfg: FirmlmConfig, run: RunDir, out) -> None:
 def _corpus(cfg: FirmlmConfig, run: RunDir, out) -> None:
     from firmlm.corpus.build import build_corpus
 
-    build_corpus(cfg.corpus, cfg.seed if cfg.corpus.split_seed is None else cfg.corpus.split_seed, out)
+    build_corpus(cfg.corpus, cfg.seed if cfg.corpus.split_seed is None else cfg.corpus.split_seed, out,
+                 map_dir=run.stage_path("map"))
 
 
 def _train(cfg: FirmlmConfig, run: RunDir, out, resume: Path | None = None) -> None:
@@ -125,7 +142,8 @@ def preflight(cfg: FirmlmConfig, names: list[str]) -> None:
     if "corpus" in names:
         from firmlm.corpus.sources import check_sources
 
-        check_sources(cfg.corpus)
+        map_runs_first = "map" in names and cfg.map.enabled  # it writes what `mapping` sources read
+        check_sources(cfg.corpus, Path(cfg.run_dir) / "map", defer_mapping=map_runs_first)
 
 
 def train_start(run: RunDir, resume: str | None, fp: str, force: bool) -> Path | None:

@@ -20,15 +20,17 @@ import pyarrow.parquet as pq
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from firmlm.config import FilterConfig
-from firmlm.corpus.chunking import chunk_text
+from firmlm.config import MAPPING_CATEGORY, FilterConfig
+from firmlm.corpus.chunking import SECTION_DELIMITER, chunk_text
 from firmlm.corpus.dedup import DedupSettings, exact_key, minhash
-from firmlm.corpus.filters import clean, reject_chunk, reject_file
+from firmlm.corpus.filters import clean, clean_around, reject_chunk, reject_file
 from firmlm.corpus.provenance import spdx_header, vendor_of
 from firmlm.corpus.reader import kind_of, list_candidates, read_file, spread
+from firmlm.corpus.sources import MAPPING_COLUMNS
 
+MAPPING_QUOTES_EVAL = "mapping-quotes-evaluation-file"  # drop reason
 SOURCE_FILENAMES = {"c": "x.c", "h": "x.h", "asm": "x.S", "dts": "x.dts", "linker_script": "x.ld", "kconfig": "Kconfig",
-                    "doc": "x.md"}
+                    "doc": "x.md", "mapping": "x.c"}
 
 
 class FirmlmBlock(PipelineStep):
@@ -72,6 +74,9 @@ class ReadSourceFiles(PipelineStep):
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         for s_idx, src in enumerate(self.sources):
+            if src.get("kind") == "mapping":
+                yield from self._mapping_rows(s_idx, src, rank, world_size)
+                continue
             root = Path(src["root"])
             paths, skipped = list_candidates(root, self.extensions, src["include"], src["exclude"])
             base = {"source_index": s_idx, "repo": src["name"], "source": src["origin"], "role": src["role"],
@@ -90,16 +95,36 @@ class ReadSourceFiles(PipelineStep):
                 yield Document(rec.text or "", f"{s_idx}/{f_idx}", metadata=meta)
 
 
+    def _mapping_rows(self, s_idx: int, src: dict[str, Any], rank: int, world_size: int) -> DocumentsPipeline:
+        """SpecMap's training documents: one per mapped section, its path ``<document file>#<row>``."""
+        rows = pq.read_table(src["root"], columns=list(MAPPING_COLUMNS)).to_pylist()
+        base = {"source_index": s_idx, "repo": src["name"], "source": src["origin"], "role": src["role"],
+                "repo_license": src["license"]}
+        for f_idx, n in enumerate(spread(list(range(len(rows))), src["max_files"])):
+            if f_idx % world_size != rank:
+                continue
+            row = rows[n]
+            meta = {**base, "path": f"{Path(row['document']).name}#{n}", "file_index": f_idx,
+                    "mapping": {"repository": row["repository"], "files": list(row["files"] or []),
+                                "section": row["section"], "status": row["status"]}}
+            if not (row["text"] or "").strip():
+                meta["drop"] = "empty"
+            self.stat_update("files")
+            yield Document(row["text"] or "", f"{s_idx}/{f_idx}", metadata=meta)
+
+
 class Annotate(FirmlmBlock):
     """Category (rule file), split (held-out repository, or a seeded hash of the path), kind, license, vendor."""
 
     name = "annotate"
 
-    def __init__(self, rules_path: str | None, seed: int, indomain_fraction: float):
+    def __init__(self, rules_path: str | None, seed: int, indomain_fraction: float,
+                 roles: dict[str, str] | None = None):
         super().__init__()
         self.rules_path = rules_path
         self.seed = seed
         self.indomain_fraction = indomain_fraction
+        self.roles = roles or {}  # repository name → role, for the code inside mapping documents
         self._categorizer = None
 
     def process(self, doc: Document) -> Iterable[Document]:
@@ -109,6 +134,9 @@ class Annotate(FirmlmBlock):
         if self._categorizer is None:
             self._categorizer = load_rules(Path(self.rules_path) if self.rules_path else None)
         m = doc.metadata
+        if "mapping" in m:
+            yield self._mapping(doc)
+            return
         m["category"], m["rule"] = self._categorizer.classify(m["repo"], m["path"], doc.text)
         m["split"] = split_of(m["role"], m["repo"], m["path"], self.seed, self.indomain_fraction)
         m["kind"] = kind_of(m["path"])
@@ -117,6 +145,21 @@ class Annotate(FirmlmBlock):
         if m["split"] != "train" and "drop" not in m:
             m["raw_text"] = doc.text  # evaluation reads files as they are in the repository, not cleaned
         yield doc
+
+
+    def _mapping(self, doc: Document) -> Document:
+        """A SpecMap document: category ``spec_mapping``, always train; dropped when it quotes a file of an
+        evaluation split (an indomain file of a training repository, or any file of a held-out one)."""
+        from firmlm.corpus.splits import split_of
+
+        m = doc.metadata
+        mapped = m.pop("mapping")
+        m.update(category=MAPPING_CATEGORY, rule="mapping", split="train", kind="mapping",
+                 license=spdx_header(doc.text) or m["repo_license"], vendor=vendor_of(mapped["repository"], (mapped["files"] or [""])[0]))
+        role = self.roles.get(mapped["repository"])
+        held_back = [f for f in mapped["files"] if role is not None
+                     and split_of(role, mapped["repository"], f, self.seed, self.indomain_fraction) != "train"]
+        return dropped(doc, MAPPING_QUOTES_EVAL) if held_back and "drop" not in m else doc
 
 
 class RejectBlock(FirmlmBlock):
@@ -149,7 +192,8 @@ class Clean(FirmlmBlock):
     name = "clean"
 
     def process(self, doc: Document) -> Iterable[Document]:
-        result = clean(doc.text)
+        mapping = doc.metadata.get("kind") == "mapping"  # its section rules are structure, not decoration
+        result = clean_around(doc.text, SECTION_DELIMITER) if mapping else clean(doc.text)
         doc.text = result.text
         doc.metadata["cleaned"] = result.changes
         for name, n in result.changes.items():
@@ -185,7 +229,7 @@ class Chunk(FirmlmBlock):
 
     def process(self, doc: Document) -> Iterable[Document]:
         m = doc.metadata
-        header = f"// File: {m['repo']}/{m['path']}\n"
+        header = "" if m["kind"] == "mapping" else f"// File: {m['repo']}/{m['path']}\n"  # mapping: own rules
         pieces = chunk_text(doc.text, self.max_chars - len(header), self.min_chars, m["kind"])
         for i, piece in enumerate(pieces):
             meta = {**m, "chunk": i}
@@ -287,7 +331,8 @@ def pipeline(sources: list[dict[str, Any]], cfg, seed: int, work_dir: Path) -> l
     filters = cfg.filters.model_dump()
     steps: list[PipelineStep] = [
         ReadSourceFiles(sources, list(cfg.extensions), cfg.max_file_bytes),
-        Annotate(str(cfg.category_rules) if cfg.category_rules else None, seed, cfg.indomain_fraction),
+        Annotate(str(cfg.category_rules) if cfg.category_rules else None, seed, cfg.indomain_fraction,
+                 {s["name"]: s["role"] for s in sources if s.get("kind") != "mapping"}),
     ]
     if cfg.filters.enabled:
         steps += [FileFilter(filters), Clean()]

@@ -13,6 +13,7 @@ punctuation alone, and runs of one punctuation character.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -119,6 +120,22 @@ def clean(text: str) -> Cleaned:
         if n:
             changes[name] = n
     return Cleaned(text, changes)
+
+
+def clean_around(text: str, keep_line: str) -> Cleaned:
+    """:func:`clean` on the text between lines equal to ``keep_line`` (SpecMap's section rules), which stay."""
+    changes: Counter[str] = Counter()
+    parts = []
+    for part in re.split(rf"(?m)^{re.escape(keep_line)}$", text):
+        lead = "\n" if part.startswith("\n") else ""
+        trail = "\n" if part.endswith("\n") and len(part) > len(lead) else ""
+        inner = part[len(lead):len(part) - len(trail)]
+        if inner:
+            result = clean(inner)
+            changes.update(result.changes)
+            inner = result.text
+        parts.append(lead + inner + trail)
+    return Cleaned(keep_line.join(parts), dict(changes))
 
 
 def _lines(text: str) -> list[str]:

@@ -1,5 +1,5 @@
-"""The report stage: report.md, report.html and figures/ from artifacts alone (corpus manifest, train
-summary and metrics, eval results). It opens with the headline block; every section is skipped when its
+"""The report stage: report.md, report.html and figures/ from artifacts alone (SpecMap mapping, corpus manifest,
+train summary and metrics, eval results). It opens with the headline block; every section is skipped when its
 artifact is missing."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from firmlm.config import MAPPING_CATEGORY
 from firmlm.report import fmt
 from firmlm.report.figures import (
     checkpoint_figure,
@@ -20,6 +21,7 @@ from firmlm.report.figures import (
 )
 from firmlm.report.headline import headline, headline_lines, trained
 from firmlm.report.html import page
+from firmlm.report.specmap import mapping_lines
 from firmlm.report.tables import (
     checkpoint_table,
     comparison_table,
@@ -51,6 +53,11 @@ def corpus_lines(manifest: dict[str, Any]) -> list[str]:
     md += [f"| {i['name']} | {i['role']} | {i['origin']} | {fmt.count(i['files_kept'])} | {fmt.count(i['documents'])} |"
            for i in manifest["inputs"]]
     md += ["", "| split | documents |", "|---|---:|"] + [f"| {k} | {fmt.count(v)} |" for k, v in manifest["per_split"].items()]
+    spec = manifest.get("per_category", {}).get(MAPPING_CATEGORY)
+    if spec:
+        md += ["", f"SpecMap documents (category `{MAPPING_CATEGORY}`, spec text with the code that implements it): "
+               f"{fmt.count(sum(spec.values()))} in the training split (those quoting a file of an evaluation split "
+               "are dropped as `mapping-quotes-evaluation-file`)."]
     if manifest.get("drops"):
         md += ["", "Dropped (files and documents) by reason: " + ", ".join(f"{k} {v}" for k, v in manifest["drops"].items())
                + f". The leakage guard removed {manifest.get('leakage_guard_removed', 0)} training documents "
@@ -87,6 +94,7 @@ def render_report(run_root: Path, out: StageOutput) -> None:
     manifest = _read_json(run_root / "corpus" / "manifest.json")
     train = _read_json(run_root / "train" / "summary.json")
     metrics = read_metrics(run_root / "train" / "metrics.jsonl")
+    mapping = _read_json(run_root / "map" / "mapping.json")
     (out.path / "figures").mkdir(parents=True, exist_ok=True)
     figures: list[str] = []
 
@@ -100,6 +108,9 @@ def render_report(run_root: Path, out: StageOutput) -> None:
         figure(top, "figures/reductions.png", "Reduction per category with 95% intervals",
                lambda path: reduction_figure(results, path))
     md: list[str] = []
+    if mapping:
+        md += mapping_lines(mapping, _read_json(run_root / "map" / "summary.json"),
+                            _read_json(run_root / "map" / "eval.json"))
     if manifest:
         md += corpus_lines(manifest)
     if train:

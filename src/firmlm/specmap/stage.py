@@ -57,6 +57,9 @@ def repository_root(name: str, corpus: CorpusConfig) -> tuple[Path, str]:
             raise ConfigError(f"map.documents[].repository: {name!r} is neither a corpus source name ({known}) "
                               f"nor a folder")
         return folder, folder.resolve().name
+    if source.kind == "mapping":
+        raise ConfigError(f"map.documents[].repository: {name!r} is a `mapping` corpus source (SpecMap's own "
+                          f"output), not a firmware tree")
     from firmlm.corpus.sources import resolve_sources
 
     resolved, _ = resolve_sources(corpus.model_copy(update={"sources": [source]}))
