@@ -370,10 +370,27 @@ class ReportConfig(Strict):
 class MapDocumentConfig(Strict):
     """Hardware documents and the repository that implements them."""
 
-    path: Path = Field(description="A document (.pdf, .md, .rst, .svd/.xml, device-tree binding .yaml) or a folder of "
-                       "them (read recursively); relative to the config file.")
+    path: Path | None = Field(None, description="A document (.pdf, .md, .rst, .svd/.xml, device-tree binding .yaml) "
+                              "or a folder of them (read recursively); relative to the config file.")
+    package: str | None = Field(None, description="Instead of `path`: a Debian source package whose documents "
+                                "(fetched like a corpus source) are mapped.")
+    include: list[str] = Field(default_factory=list, description="With `package`: path globs of the documents to "
+                               "keep (relative to the package's tree root); empty keeps every document.")
+    exclude: list[str] = Field(default_factory=list, description="With `package`: path globs to drop.")
     repository: str = Field(description="The firmware tree: the name of a `corpus.sources` entry (its tree as the "
                             "corpus reads it) or a folder path.")
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> MapDocumentConfig:
+        if (self.path is None) == (self.package is None):
+            raise ValueError("map.documents[]: give either `path` (a document or folder) or `package` (a Debian "
+                             "source package)")
+        return self
+
+    @property
+    def label(self) -> str:
+        """The documents' origin, for messages: the path, or debian:<package>."""
+        return str(self.path) if self.path is not None else f"debian:{self.package}"
 
 
 class MapConfig(Strict):

@@ -43,9 +43,12 @@ def _map_inputs(cfg: FirmlmConfig) -> list:
 
     inputs: list = []
     for entry in cfg.map.documents:
-        path = Path(entry.path)
-        files = document_files(path) if path.exists() else []
-        inputs.append([[str(f), hashlib.sha256(f.read_bytes()).hexdigest()] for f in files])
+        if entry.path is None:  # a Debian package: its name and filters (a newer upload is fetched as corpus does)
+            inputs.append(entry.model_dump(mode="json"))
+        else:
+            path = Path(entry.path)
+            files = document_files(path) if path.exists() else []
+            inputs.append([[str(f), hashlib.sha256(f.read_bytes()).hexdigest()] for f in files])
         source = next((s for s in cfg.corpus.sources if s.name == entry.repository), None)
         inputs.append(source.model_dump(mode="json") if source else entry.repository)
     for path in cfg.map.vocabulary:

@@ -31,7 +31,7 @@ def test_semantically_related_text_ranks_first(dense):
     assert len(dense.rank("serial port transmit", CANDIDATES, 2)) == 2
 
 
-def test_candidate_embeddings_are_computed_once_per_set(dense):
+def test_candidate_embeddings_are_computed_once(dense):
     candidates = [Candidate(f"c{i}", text) for i, text in enumerate(["timer interrupt", "dma channel", "i2c bus"])]
     before = dense.encoded
     dense.rank("periodic timer", candidates, 3)
@@ -41,7 +41,11 @@ def test_candidate_embeddings_are_computed_once_per_set(dense):
     dense.rank("memory transfer", candidates, 3)
     assert dense.encoded == before + 5  # query cached too
     dense.rank("memory transfer", candidates[:2], 3)
-    assert dense.encoded == before + 7  # another id set: embedded again
+    assert dense.encoded == before + 5  # a subset: nothing new to embed
+    dense.rank("memory transfer", [*candidates[1:], Candidate("c0", "watchdog reload")], 3)
+    assert dense.encoded == before + 6  # only the candidate whose text changed
+    fresh = dense.scores("memory transfer", [Candidate("c0", "watchdog reload")])
+    assert fresh == pytest.approx(dense.scores("memory transfer", [Candidate("w", "watchdog reload")]), abs=1e-6)
 
 
 def test_long_texts_are_clipped_and_edge_cases(dense):

@@ -157,3 +157,27 @@ def test_fusion_scorer_runs_through_the_stage(tiny_config, firmware):
     assert _mapping(cfg)["scorer"] == "fusion"
     usart = next(m for m in _sections(cfg, "stm32f4_mini.svd") if m.title == "USART1")
     assert usart.files and usart.files[0][0].startswith("drivers/serial/")
+
+
+def test_documents_from_a_debian_package(tiny_config, firmware):
+    """Fetches the micro:bit MicroPython source package (~12 MB) from the machine's Debian archive and maps its
+    UART page to the fixture tree."""
+    from firmlm.corpus.debian import AptSourceFetcher
+    from firmlm.models.references import cache_dir
+
+    if not AptSourceFetcher(cache_dir()).archives:
+        pytest.skip("no apt archives configured on this machine")
+    entry = {"package": "firmware-microbit-micropython", "include": ["docs/uart.rst"], "repository": str(firmware)}
+    cfg = tiny_config("map.enabled=true", f"map.documents={json.dumps([entry])}")
+    [result] = run_stages(cfg, ["map"])
+    [doc] = _mapping(cfg)["documents"]
+    assert doc["document"].endswith("/docs/uart.rst") and Path(doc["document"]).is_file()
+    assert any(f.startswith("drivers/serial/") for s in doc["sections"] for f, _ in s["files"])
+    assert result.summary["sections"] == len(doc["sections"]) >= 2
+
+
+def test_a_documents_entry_needs_one_origin(tiny_config, firmware):
+    with pytest.raises(ConfigError, match="either `path`.*or `package`"):
+        tiny_config(f"map.documents=[{{repository: '{firmware}'}}]")
+    with pytest.raises(ConfigError, match="either `path`.*or `package`"):
+        tiny_config(f"map.documents=[{{path: '{DOCUMENTS}', package: lwip, repository: '{firmware}'}}]")

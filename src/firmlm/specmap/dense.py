@@ -37,8 +37,8 @@ def bundled_model_dir() -> Path:
 class DenseScorer:
     """Cosine similarity of normalised sentence embeddings (all-MiniLM-L6-v2 by default).
 
-    A candidate set's embeddings are computed once (batched) and reused for every query over the same ids (an
-    LRU of ``cache_size`` sets), so ids must identify texts; query embeddings are cached too. Texts are cut to
+    Every candidate is embedded once (batched with the others of its set that are new) and reused by any set
+    holding it (an LRU of ``vector_cache_size`` vectors); query embeddings are cached too. Texts are cut to
     ``max_chars`` characters before tokenising, and the model truncates to its ``max_seq_length`` tokens.
     Every candidate gets a score, so up to ``k`` are returned whatever their similarity.
     """
@@ -46,15 +46,15 @@ class DenseScorer:
     name = "dense"
 
     def __init__(self, model_dir: str | Path | None = None, device: str | None = None, batch_size: int = 64,
-                 max_chars: int = 2000, max_seq_length: int | None = None, cache_size: int = 32,
+                 max_chars: int = 2000, max_seq_length: int | None = None, vector_cache_size: int = 200_000,
                  query_cache_size: int = 1024):
         self.model_dir = Path(model_dir) if model_dir is not None else None
         self.device, self.batch_size, self.max_chars = device, batch_size, max_chars
         self.max_seq_length = max_seq_length
-        self.cache_size, self.query_cache_size = cache_size, query_cache_size
+        self.vector_cache_size, self.query_cache_size = vector_cache_size, query_cache_size
         self.encoded = 0  # texts embedded so far (candidates and queries), to see the caches work
         self._model: Any = None
-        self._sets: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+        self._vectors: OrderedDict[tuple[str, int], Any] = OrderedDict()
         self._queries: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()  # sections are mapped in a thread pool
         self._load_lock = threading.Lock()
@@ -101,15 +101,29 @@ class DenseScorer:
         return value
 
     def _matrix(self, candidates: Sequence[Candidate]) -> Any:
-        key = tuple(c.id for c in candidates)
+        """The set's embeddings, one row per candidate: each candidate is embedded once (kept in an LRU of
+        ``vector_cache_size`` vectors by id and text), so overlapping sets (M2's folder combinations, M3's files)
+        embed only what they add."""
+        import numpy as np
 
-        def compute() -> Any:
-            if len(set(key)) != len(key):
-                duplicates = sorted(i for i, n in Counter(key).items() if n > 1)[:5]
-                raise ValueError(f"candidate ids must be unique; repeated: {', '.join(duplicates)}")
-            return self.embed([c.text for c in candidates])
-
-        return self._cached(self._sets, key, self.cache_size, compute)
+        ids = [c.id for c in candidates]
+        if len(set(ids)) != len(ids):
+            duplicates = sorted(i for i, n in Counter(ids).items() if n > 1)[:5]
+            raise ValueError(f"candidate ids must be unique; repeated: {', '.join(duplicates)}")
+        keys = [(c.id, hash(c.text)) for c in candidates]
+        with self._lock:
+            found = {key: self._vectors[key] for key in keys if key in self._vectors}
+            for key in found:
+                self._vectors.move_to_end(key)
+        missing = [n for n, key in enumerate(keys) if key not in found]
+        if missing:
+            vectors = self.embed([candidates[n].text for n in missing])
+            with self._lock:
+                for n, vector in zip(missing, vectors):
+                    found[keys[n]] = self._vectors[keys[n]] = vector
+                while len(self._vectors) > self.vector_cache_size:
+                    self._vectors.popitem(last=False)
+        return np.stack([found[key] for key in keys])
 
     def scores(self, query: str, candidates: Sequence[Candidate]) -> list[float]:
         """The cosine similarity of every candidate to the query, in candidate order."""

@@ -19,8 +19,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from firmlm.config import CorpusConfig, MapConfig
-from firmlm.errors import ConfigError, DocumentError, StageError
+from firmlm.config import CorpusConfig, MapConfig, MapDocumentConfig
+from firmlm.errors import ConfigError, DocumentError, SourceError, StageError
 from firmlm.runs import StageOutput, atomic_write_json
 from firmlm.specmap.documents import read_document, supported_suffixes
 from firmlm.specmap.hierarchy import Hierarchy, HierarchySettings
@@ -44,6 +44,19 @@ def document_files(path: Path) -> list[Path]:
         raise ConfigError(f"map.documents: {path}: no such file or folder")
     suffixes = set(supported_suffixes())
     return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+
+
+def entry_documents(entry: MapDocumentConfig) -> list[Path]:
+    """The documents of a ``map.documents`` entry: its path, or its Debian package's documents (fetched once into
+    the firmlm cache, like a corpus source)."""
+    if entry.path is not None:
+        return document_files(Path(entry.path))
+    from firmlm.corpus.debian import AptSourceFetcher
+    from firmlm.models.references import cache_dir
+
+    tree = AptSourceFetcher(cache_dir()).fetch(entry.package, tuple(supported_suffixes()), entry.include,
+                                              entry.exclude)
+    return document_files(tree.path)
 
 
 def repository_root(name: str, corpus: CorpusConfig) -> tuple[Path, str]:
@@ -101,10 +114,16 @@ def run_map(cfg: MapConfig, corpus: CorpusConfig, out: StageOutput, cache_dir: P
         root, repository = repository_root(entry.repository, corpus)
         index = RepositoryIndex.build(root, cache_dir / "symbols")
         if index.reason and not index.files:
-            skipped.append({"document": str(entry.path), "reason": f"repository {entry.repository}: {index.reason}"})
+            skipped.append({"document": entry.label, "reason": f"repository {entry.repository}: {index.reason}"})
+            continue
+        try:
+            files = entry_documents(entry)
+        except SourceError as exc:  # a package that cannot be fetched
+            log.warning("map: %s skipped: %s", entry.label, exc)
+            skipped.append({"document": entry.label, "reason": str(exc)})
             continue
         by_document: dict[str, list[Section]] = {}
-        for section in read_sections(document_files(Path(entry.path)), cfg, skipped):
+        for section in read_sections(files, cfg, skipped):
             by_document.setdefault(section.document, []).append(section)
         hierarchy = Hierarchy(index, scorer, settings)
         for document, sections in by_document.items():
@@ -185,7 +204,7 @@ def run_map_eval(cfg: MapConfig, corpus: CorpusConfig, map_dir: Path, ground_tru
     for entry in cfg.documents:
         root, _ = repository_root(entry.repository, corpus)
         index = RepositoryIndex.build(root, cache_dir / "symbols")
-        sections = read_sections(document_files(Path(entry.path)), cfg, [])
+        sections = read_sections(entry_documents(entry), cfg, [])
         queries = [section_query(s, sections[i - 1] if i and sections[i - 1].document == s.document else None,
                                  settings) for i, s in enumerate(sections)]
         for m in flat_bm25_baseline(sections, index, k=settings.files_k, symbols_k=settings.symbols_k,
