@@ -67,6 +67,8 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 PACKAGE = "linux"
@@ -222,7 +224,8 @@ def write_set(run: Path, chosen: list[dict]) -> Path:
     return truth
 
 
-def scorer_problem(name: str, run: Path, repo: Path, sections: int, budget_s: float) -> str | None:
+def scorer_problem(name: str, run: Path, repo: Path, sections: int, budget_s: float,
+                   documents_dir: str = "bindings") -> str | None:
     """None when ``name`` can be built and its map stage should fit ``budget_s``; else why not.
 
     A scorer other than bm25 is built through the scorer factory and timed on up to two sections (the hierarchy
@@ -242,7 +245,7 @@ def scorer_problem(name: str, run: Path, repo: Path, sections: int, budget_s: fl
         scorer = make_scorer(name)
         scorer.rank("uart", [Candidate("a", "uart driver"), Candidate("b", "spi")], 1)  # loads the model
         index = RepositoryIndex.build(repo, cache_dir() / "specmap" / "symbols")
-        probe = read_sections(document_files(run / "bindings"), MapConfig(), [])[:2]
+        probe = read_sections(document_files(run / documents_dir), MapConfig(), [])[:2]
         hierarchy = Hierarchy(index, scorer, HierarchySettings(workers=1))
         started, timed = time.perf_counter(), 0
         for section in probe:  # stop early once the estimate is over the budget anyway
@@ -289,13 +292,15 @@ def folder_diagnostics(run_map_dir: Path, eval_result: dict) -> dict[str, float]
             "m2_miss_given_folder": m2_miss / max(m1_hit, 1)}
 
 
-def run_scorer(scorer: str, run: Path, repo: Path, truth: Path, workers: int) -> dict:
+def run_scorer(scorer: str, run: Path, repo: Path, truth: Path, workers: int, documents_dir: str = "bindings") -> dict:
+    """The map stage over ``RUN/documents_dir`` into ``repo`` with ``scorer``, then its evaluation against
+    ``truth`` next to flat BM25 (both timed), and where the hierarchy lost the true files."""
     from firmlm.config import load_config
     from firmlm.models.references import cache_dir
     from firmlm.specmap.stage import run_map_eval
     from firmlm.stages import run_stages
 
-    documents = json.dumps([{"path": str(run / "bindings"), "repository": str(repo)}])
+    documents = json.dumps([{"path": str(run / documents_dir), "repository": str(repo)}])
     cfg = load_config(None, [f"run_dir={json.dumps(str(run / scorer))}", f"map.documents={documents}",
                              f"map.scorer={scorer}", f"map.workers={workers}"])
     started = time.perf_counter()
@@ -313,27 +318,79 @@ def ratio(figure: float | None, baseline: float | None) -> float | None:
     return round(figure / baseline, 4) if figure is not None and baseline else None
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--scorers", default="bm25,fusion", help="comma-separated: bm25, fusion, dense")
-    p.add_argument("--max-sections", type=int, default=300)
-    p.add_argument("--min-sections", type=int, default=150)
+def print_scorer(scorer: str, out: dict, per_group: dict[str, int], prefix: str = "specmap") -> None:
+    """The side-by-side table (stderr) and one JSON line per figure (stdout) of a :func:`run_scorer` result."""
+    hier, flat = out["result"]["hierarchical"], out["result"]["flat_bm25"]
+    log(f"\n## scorer {scorer} (hierarchical) vs flat BM25\n{out['table']}")
+    for bench, key in METRICS:
+        figure, baseline = hier["macro"][key], flat["macro"][key]
+        print(json.dumps({"bench": f"{prefix}_{bench}", "scorer": scorer, "figure": round(figure, 4),
+                          "baseline": round(baseline, 4), "ratio": ratio(figure, baseline)}))
+    d = out["diagnostics"]
+    print(json.dumps({"bench": f"{prefix}_folder_recall", "scorer": scorer,
+                      "figure": round(d["m1_folder_recall"], 4), "baseline": round(d["flat_folder_recall"], 4),
+                      "ratio": ratio(d["m1_folder_recall"], d["flat_folder_recall"]),
+                      "m2_miss_given_folder": round(d["m2_miss_given_folder"], 4)}))
+    print(json.dumps({"bench": f"{prefix}_sections", "scorer": scorer, "figure": hier["sections"],
+                      "baseline": flat["sections"], "ratio": ratio(hier["sections"], flat["sections"]),
+                      "missed": len(hier["missed"]), "per_group": per_group}))
+    print(json.dumps({"bench": f"{prefix}_seconds", "scorer": scorer, "figure": round(hier["seconds"], 2),
+                      "baseline": round(flat["seconds"], 2), "ratio": ratio(hier["seconds"], flat["seconds"]),
+                      "map_stage_s": round(out["map_seconds"], 2), "eval_s": round(out["eval_seconds"], 2)}),
+          flush=True)
+
+
+def run_scorers(args: argparse.Namespace, run: Path, repo: Path, truth: Path, sections: int,
+                per_group: dict[str, int], documents_dir: str, prefix: str, timing: tuple[float, float]) -> None:
+    """Each of ``--scorers`` that fits its budget: mapped, evaluated and printed; the others with the reason; then
+    the total seconds (``timing``: the benchmark's start and the seconds building its set took)."""
+    for scorer in [s.strip() for s in args.scorers.split(",") if s.strip()]:
+        problem = scorer_problem(scorer, run, repo, sections, args.scorer_budget_s, documents_dir)
+        if problem:
+            print(json.dumps({"bench": f"{prefix}_skipped", "scorer": scorer, "reason": problem}))
+            continue
+        print_scorer(scorer, run_scorer(scorer, run, repo, truth, args.workers, documents_dir), per_group, prefix)
+    started, build_seconds = timing
+    print(json.dumps({"bench": f"{prefix}_total_seconds", "figure": round(time.perf_counter() - started, 1),
+                      "build_set_s": round(build_seconds, 1), "run_dir": str(run) if args.run_dir else None}))
+
+
+def bench_arguments(description: str, scorers: str) -> argparse.ArgumentParser:
+    """The options both SpecMap benchmarks take."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--scorers", default=scorers, help="comma-separated: bm25, fusion, dense")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--scorer-budget-s", type=float, default=600,
                    help="skip a scorer other than bm25 whose map stage is estimated (2 timed sections) to take longer")
     p.add_argument("--run-dir", type=Path, default=None, help="keep the run here (default: a temporary folder)")
-    args = p.parse_args()
+    return p
+
+
+@contextmanager
+def bench_run(run_dir: Path | None, prefix: str) -> Iterator[Path]:
+    """Quiet library logging and give the run folder: ``run_dir`` (kept), else a temporary one (removed after)."""
     import logging
 
     import bm25s  # noqa: F401  (sets its logger to DEBUG on import: quiet it)
 
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("bm25s").setLevel(logging.WARNING)
-    total = time.perf_counter()
-    run = (args.run_dir or Path(tempfile.mkdtemp(prefix="specmap-bench-"))).resolve()
+    run = (run_dir or Path(tempfile.mkdtemp(prefix=prefix))).resolve()
     run.mkdir(parents=True, exist_ok=True)
     try:
-        started = time.perf_counter()
+        yield run
+    finally:
+        if run_dir is None:
+            shutil.rmtree(run, ignore_errors=True)
+
+
+def main() -> None:
+    p = bench_arguments(__doc__.split("\n", 1)[0], "bm25,fusion")
+    p.add_argument("--max-sections", type=int, default=300)
+    p.add_argument("--min-sections", type=int, default=150)
+    args = p.parse_args()
+    total = time.perf_counter()
+    with bench_run(args.run_dir, "specmap-bench-") as run:
         repo = fetch_tree()
         driver_folders = [d for _, drivers in SUBSYSTEMS.values() for d in drivers]
         files_of, symbols_of = scan_matches(repo, driver_folders)
@@ -345,38 +402,11 @@ def main() -> None:
         per_subsystem = defaultdict(int)
         for b in chosen:
             per_subsystem[b["subsystem"]] += 1
-        build_seconds = time.perf_counter() - started
+        build_seconds = time.perf_counter() - total
         log(f"# ground truth: {len(chosen)} bindings, {sum(len(b['files']) for b in chosen)} true files; "
             f"per subsystem {dict(sorted(per_subsystem.items()))}; dropped {reasons}; {build_seconds:.1f} s")
-        for scorer in [s.strip() for s in args.scorers.split(",") if s.strip()]:
-            problem = scorer_problem(scorer, run, repo, len(chosen), args.scorer_budget_s)
-            if problem:
-                print(json.dumps({"bench": "specmap_skipped", "scorer": scorer, "reason": problem}))
-                continue
-            out = run_scorer(scorer, run, repo, truth, args.workers)
-            hier, flat = out["result"]["hierarchical"], out["result"]["flat_bm25"]
-            log(f"\n## scorer {scorer} (hierarchical) vs flat BM25\n{out['table']}")
-            for bench, key in METRICS:
-                figure, baseline = hier["macro"][key], flat["macro"][key]
-                print(json.dumps({"bench": f"specmap_{bench}", "scorer": scorer, "figure": round(figure, 4),
-                                  "baseline": round(baseline, 4), "ratio": ratio(figure, baseline)}))
-            d = out["diagnostics"]
-            print(json.dumps({"bench": "specmap_folder_recall", "scorer": scorer,
-                              "figure": round(d["m1_folder_recall"], 4), "baseline": round(d["flat_folder_recall"], 4),
-                              "ratio": ratio(d["m1_folder_recall"], d["flat_folder_recall"]),
-                              "m2_miss_given_folder": round(d["m2_miss_given_folder"], 4)}))
-            print(json.dumps({"bench": "specmap_sections", "scorer": scorer, "figure": hier["sections"],
-                              "baseline": flat["sections"], "ratio": ratio(hier["sections"], flat["sections"]),
-                              "missed": len(hier["missed"]), "per_subsystem": dict(sorted(per_subsystem.items()))}))
-            print(json.dumps({"bench": "specmap_seconds", "scorer": scorer, "figure": round(hier["seconds"], 2),
-                              "baseline": round(flat["seconds"], 2), "ratio": ratio(hier["seconds"], flat["seconds"]),
-                              "map_stage_s": round(out["map_seconds"], 2), "eval_s": round(out["eval_seconds"], 2)}),
-                  flush=True)
-        print(json.dumps({"bench": "specmap_total_seconds", "figure": round(time.perf_counter() - total, 1),
-                          "build_set_s": round(build_seconds, 1), "run_dir": str(run) if args.run_dir else None}))
-    finally:
-        if args.run_dir is None:
-            shutil.rmtree(run, ignore_errors=True)
+        run_scorers(args, run, repo, truth, len(chosen), dict(sorted(per_subsystem.items())), "bindings", "specmap",
+                    (total, build_seconds))
 
 
 if __name__ == "__main__":

@@ -94,7 +94,6 @@ class ReadSourceFiles(PipelineStep):
                 self.stat_update("files")
                 yield Document(rec.text or "", f"{s_idx}/{f_idx}", metadata=meta)
 
-
     def _mapping_rows(self, s_idx: int, src: dict[str, Any], rank: int, world_size: int) -> DocumentsPipeline:
         """SpecMap's training documents: one per mapped section, its path ``<document file>#<row>``."""
         rows = pq.read_table(src["root"], columns=list(MAPPING_COLUMNS)).to_pylist()
@@ -146,7 +145,6 @@ class Annotate(FirmlmBlock):
             m["raw_text"] = doc.text  # evaluation reads files as they are in the repository, not cleaned
         yield doc
 
-
     def _mapping(self, doc: Document) -> Document:
         """A SpecMap document: category ``spec_mapping``, always train; dropped when it quotes a file of an
         evaluation split (an indomain file of a training repository, or any file of a held-out one)."""
@@ -154,8 +152,9 @@ class Annotate(FirmlmBlock):
 
         m = doc.metadata
         mapped = m.pop("mapping")
+        first_file = (mapped["files"] or [""])[0]
         m.update(category=MAPPING_CATEGORY, rule="mapping", split="train", kind="mapping",
-                 license=spdx_header(doc.text) or m["repo_license"], vendor=vendor_of(mapped["repository"], (mapped["files"] or [""])[0]))
+                 license=spdx_header(doc.text) or m["repo_license"], vendor=vendor_of(mapped["repository"], first_file))
         role = self.roles.get(mapped["repository"])
         held_back = [f for f in mapped["files"] if role is not None
                      and split_of(role, mapped["repository"], f, self.seed, self.indomain_fraction) != "train"]

@@ -116,8 +116,9 @@ def build_corpus(cfg: CorpusConfig, seed: int, out: StageOutput, map_dir: Path |
     ``mapping`` sources read ``map_dir`` (the run's map stage) unless they name their own file."""
     sources, unavailable = resolve_sources(cfg, map_dir=map_dir)
     work_dir = out.path.parent / "work" / f"corpus-{_work_key(cfg, seed, sources)}"
-    spec = [{"name": s.config.name, "kind": s.config.kind, "root": str(s.root), "origin": s.origin, "role": s.config.role,
-             "include": s.config.include, "exclude": s.config.exclude, "max_files": s.config.max_files,
+    spec = [{"name": s.config.name, "kind": s.config.kind, "root": str(s.root), "origin": s.origin,
+             "role": s.config.role, "include": s.config.include, "exclude": s.config.exclude,
+             "max_files": s.config.max_files,
              "license": s.license, "skipped": s.skipped} for s in sources]
     log.info("corpus: %d sources, %d tasks on the %s executor", len(sources), cfg.executor.tasks, cfg.executor.kind)
     run_info = run_pipeline(cfg.executor, pipeline(spec, cfg, seed, work_dir), work_dir)
