@@ -136,6 +136,28 @@ def map_(config: ConfigOpt, set_: SetOpt = None, force: ForceOpt = False, as_jso
         (console if as_json else Console()).print(table, highlight=False, markup=False)
 
 
+@app.command(name="exec")
+def exec_(tasks: Annotated[Path, typer.Option("--tasks", help="A task file or a folder of them (default: firmlm's "
+                                              "own suite).")] = None,
+          check_references: Annotated[bool, typer.Option("--check-references", help="Run every task's reference "
+                                                         "and wrong solutions, no model: the reference must pass, "
+                                                         "each wrong one fail.")] = False,
+          workers: Annotated[int | None, typer.Option("--workers", min=1, help="Tasks at a time (default: cores).")]
+          = None) -> None:
+    """Execution-grounded tasks: build generated code with a harness and run it in a sandbox."""
+    from firmlm.errors import ConfigError
+    from firmlm.exec.references import check_references as check, render_checks
+    from firmlm.exec.suite import suite_dir
+
+    if not check_references:
+        raise ConfigError("firmlm exec: scoring models on the tasks is not available yet; use --check-references "
+                          "to validate a task suite")
+    checks, errors = check(tasks or suite_dir(), workers)
+    print(render_checks(checks, errors))
+    if errors or not all(c.ok for c in checks if c.supported):
+        raise typer.Exit(1)
+
+
 @app.command()
 def export(config: ConfigOpt, set_: SetOpt = None,
            out: Annotated[Path | None, typer.Option("--out", help="Folder for the merged model (default RUN/train/merged).")] = None) -> None:
@@ -214,7 +236,7 @@ def version() -> None:
 def main() -> None:
     _setup_logging()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n here
     except FirmlmError as exc:
         prefix = "[red]error:[/]" if exc.exit_code else "[yellow]stopped:[/]"
         console.print(f"{prefix} {exc}", highlight=False, soft_wrap=True)
@@ -233,3 +255,5 @@ def main() -> None:
         if isinstance(exc, click.exceptions.Abort):
             sys.exit(130)
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -1,0 +1,52 @@
+"""`firmlm exec --check-references`: references pass, wrong solutions fail, a bad task file is reported."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from firmlm.exec.references import check_references
+from firmlm.exec.suite import suite_dir
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
+
+
+def test_every_bundled_reference_passes_and_every_wrong_solution_fails():
+    checks, errors = check_references(suite_dir())
+    assert not errors
+    failing = {c.task.id: (c.reference.stage, c.reference.detail, [w.stage for w in c.wrong])
+               for c in checks if c.supported and not c.ok}
+    assert not failing
+    classes = {w.stage for c in checks for w in c.wrong}
+    assert {"wrong_output", "syntax_error", "link_error", "timeout", "runtime_fault"} <= classes
+
+
+def _cli(*args):
+    env = {**os.environ, "TTY_INTERACTIVE": "0"}
+    return subprocess.run([sys.executable, "-m", "firmlm", "exec", *args], capture_output=True, text=True, env=env)
+
+
+def test_cli_exit_status_follows_the_checks(tmp_path):
+    task = yaml.safe_load((suite_dir() / "q15_multiply.yaml").read_text())
+    (tmp_path / "good.yaml").write_text(yaml.safe_dump(task))
+    done = _cli("--check-references", "--tasks", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ok   q15-multiply-saturate" in done.stdout
+    broken = {**task, "id": "q15-broken", "reference": task["wrong"][0]}  # its "reference" is a wrong one
+    (tmp_path / "broken.yaml").write_text(yaml.safe_dump(broken))
+    (tmp_path / "typo.yaml").write_text(yaml.safe_dump({**task, "id": "q15-typo", "harnes": "x"}))
+    done = _cli("--check-references", "--tasks", str(tmp_path))
+    assert done.returncode == 1
+    assert "FAIL q15-broken" in done.stdout and "reference wrong_output" in done.stdout
+    assert "ok   q15-multiply-saturate" in done.stdout  # the others still ran
+    assert f"ERROR {tmp_path / 'typo.yaml'}: key `harnes`" in done.stdout
+
+
+def test_cli_without_check_references_says_what_exists():
+    done = _cli()
+    assert done.returncode == 2 and "--check-references" in done.stdout + done.stderr

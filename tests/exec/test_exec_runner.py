@@ -1,0 +1,53 @@
+"""Solutions built and run, and every failure put in its class."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from firmlm.exec.runner import evaluate_solution
+from firmlm.exec.tasks import ExecTask
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
+
+TASK = ExecTask(id="add", level=1, target="host", prompt="int add(int a, int b)\n{", instruction="Write add.",
+                harness='#include <stdio.h>\nint add(int a, int b);\nint main(void) { printf("%d\\n", add(2, 3)); '
+                        'return 0; }\n',
+                expected_output="5\n", time_limit_s=2, reference="int add(int a, int b) { return a + b; }\n",
+                wrong=["int add(int a, int b) { return a - b; }\n"])
+
+
+@pytest.mark.parametrize("source, stage", [
+    ("int add(int a, int b) { return a + b; }\n", "passed"),
+    ("int add(int a, int b) { return a - b; }\n", "wrong_output"),
+    ("int add(int a, int b) { return a + b }\n", "syntax_error"),
+    ("int add(int a, int b) { return a + c; }\n", "compile_error"),
+    ("int plus(int a, int b) { return a + b; }\n", "link_error"),
+    ("int add(int a, int b) { for (;;) {} }\n", "timeout"),
+    ("#include <stdlib.h>\nint add(int a, int b) { abort(); }\n", "runtime_fault"),
+    ("#include <stdlib.h>\nint add(int a, int b) { exit(2); }\n", "runtime_fault"),
+    ("", "unparseable"),
+    (None, "unparseable"),
+])
+def test_outcome_classes(source, stage):
+    outcome = evaluate_solution(TASK, source)
+    assert outcome.stage == stage, outcome
+    assert outcome.passed == (stage == "passed")
+
+
+def test_a_missing_main_is_its_own_class():
+    task = TASK.model_copy(update={"harness": "int add(int a, int b);\nint use(void) { return add(1, 2); }\n"})
+    assert evaluate_solution(task, TASK.reference).stage == "missing_entry"
+
+
+def test_targets_not_implemented_are_unsupported_with_the_reason():
+    task = TASK.model_copy(update={"target": "qemu-stm32f405"})
+    outcome = evaluate_solution(task, TASK.reference)
+    assert outcome.stage == "unsupported" and "qemu-stm32f405" in outcome.detail
+
+
+def test_the_build_log_is_kept_and_truncated():
+    outcome = evaluate_solution(TASK, "int add(int a, int b) { return a + c; }\n" * 200)
+    assert outcome.stage == "compile_error" and "error" in outcome.detail
+    assert 0 < len(outcome.log) <= 2001
