@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 from firmlm.exec.runner import evaluate_solution
+from firmlm.exec.targets import target_for
 from firmlm.exec.tasks import ExecTask
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
@@ -42,9 +43,33 @@ def test_a_missing_main_is_its_own_class():
 
 
 def test_targets_not_implemented_are_unsupported_with_the_reason():
-    task = TASK.model_copy(update={"target": "qemu-stm32f405"})
+    task = TASK.model_copy(update={"target": "rtl-iverilog"})
     outcome = evaluate_solution(task, TASK.reference)
-    assert outcome.stage == "unsupported" and "qemu-stm32f405" in outcome.detail
+    assert outcome.stage == "unsupported" and "rtl-iverilog" in outcome.detail
+
+
+QEMU = pytest.mark.skipif(target_for("qemu-stm32f405").unavailable() is not None,
+                          reason=str(target_for("qemu-stm32f405").unavailable()))
+FIRMWARE = TASK.model_copy(update={
+    "target": "qemu-stm32f405", "time_limit_s": 5,
+    "harness": '#include <stdio.h>\n#include <stdint.h>\nint add(int a, int b);\n'
+               'int main(void) { printf("%d\\n", add(2, 3)); return add(0, 0); }\n'})
+
+
+@QEMU
+@pytest.mark.parametrize("source, stage", [
+    ("int add(int a, int b) { return a + b; }\n", "passed"),
+    ("int add(int a, int b) { return a * b; }\n", "wrong_output"),
+    ("int add(int a, int b) { return a + b + (a == 0); }\n", "runtime_fault"),  # main returns 1: the exit status
+    ("#include <stdint.h>\nint add(int a, int b) { return *(volatile int *)0xF0000000u + a + b; }\n",
+     "runtime_fault"),  # a bus fault: exit 134
+    ("int add(int a, int b) { for (;;) {} }\n", "timeout"),
+    ("int add(int a, int b) { return a + GPIOA->ODR; }\n", "compile_error"),  # no device header declares it
+    ("int add(int a, int b) { return HAL_Add(a, b); }\n", "link_error"),  # an undefined HAL function
+])
+def test_firmware_runs_in_qemu_with_the_same_classes(source, stage):
+    outcome = evaluate_solution(FIRMWARE, source)
+    assert outcome.stage == stage, outcome
 
 
 def test_the_build_log_is_kept_and_truncated():
