@@ -44,7 +44,7 @@ def test_report_has_a_coverage_row_per_document_and_the_evaluation(mapped_run):
     assert cells[3:7] == [str(statuses.get(k, 0)) for k in ("implemented", "partially_implemented",
                                                             "not_implemented", "not_applicable")]
     assert "TIM2" in md.split("Not implemented")[1]  # the fixture tree has no timer code
-    assert "| File mapping accuracy" in md and "Flat BM25" in md
+    assert "| file mapping accuracy | 1.000" in md and "| metric | hierarchical | flat BM25 |" in md
     assert "Datasheet-to-code mapping" in (mapped_run.run_dir / "report" / "report.html").read_text()
 
 

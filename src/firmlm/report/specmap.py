@@ -66,9 +66,28 @@ def mapping_lines(mapping: dict[str, Any], summary: dict[str, Any] | None,
     if mapping.get("skipped"):
         md.append("")
     if evaluation:
-        from firmlm.specmap.evaluation import render_comparison
+        md += [f"Against the ground truth `{_name(evaluation['ground_truth'])}` (95% intervals over sections; the "
+               "whole table: `firmlm map --eval`, `map/eval.json`), next to flat BM25 over every file of the "
+               "repository:", ""] + evaluation_table(evaluation) + [""]
+    return md
 
-        md += [f"Against the ground truth `{_name(evaluation['ground_truth'])}` (95% intervals over sections), "
-               "next to flat BM25 over every file of the repository:", "",
-               render_comparison(evaluation["hierarchical"], evaluation["flat_bm25"]), ""]
+
+EVALUATION_ROWS = (("accuracy", "file mapping accuracy"), ("file_f1", "file F1"), ("symbol_f1", "symbol F1"),
+                   ("recall@5", "recall@5"), ("map", "MAP"))
+
+
+def evaluation_table(evaluation: dict[str, Any]) -> list[str]:
+    """The headline figures of RUN/map/eval.json, hierarchical next to flat BM25."""
+    methods = [evaluation["hierarchical"], evaluation["flat_bm25"]]
+
+    def cell(result: dict[str, Any], key: str) -> str:
+        value, interval = result["macro"].get(key), result.get("intervals", {}).get(key)
+        if value is None:
+            return fmt.MISSING
+        return f"{value:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+    md = ["| metric | hierarchical | flat BM25 |", "|---|---:|---:|"]
+    md += [f"| {label} | {cell(methods[0], key)} | {cell(methods[1], key)} |" for key, label in EVALUATION_ROWS]
+    md.append(f"| sections (missed) | {methods[0]['sections']} ({len(methods[0]['missed'])}) | "
+              f"{methods[1]['sections']} ({len(methods[1]['missed'])}) |")
     return md
