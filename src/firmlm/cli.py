@@ -110,7 +110,7 @@ def _stage_command(name: str):
 @app.command()
 def run(config: ConfigOpt, set_: SetOpt = None, force: ForceOpt = False, as_json: JsonOpt = False,
         resume: ResumeOpt = None) -> None:
-    """Run every enabled stage: map → corpus → train → eval → report."""
+    """Run every enabled stage: map → corpus → train → eval → exec → report."""
     from firmlm.stages import ORDER
 
     _run(config, set_, list(ORDER), force, as_json, resume)
@@ -137,21 +137,26 @@ def map_(config: ConfigOpt, set_: SetOpt = None, force: ForceOpt = False, as_jso
 
 
 @app.command(name="exec")
-def exec_(tasks: Annotated[Path, typer.Option("--tasks", help="A task file or a folder of them (default: firmlm's "
-                                              "own suite).")] = None,
+def exec_(config: Annotated[Path | None, typer.Option("--config", "-c", help="Run config (YAML).")] = None,
+          set_: SetOpt = None, force: ForceOpt = False, as_json: JsonOpt = False,
+          tasks: Annotated[Path | None, typer.Option("--tasks", help="With --check-references: a task file or a "
+                                                     "folder of them (default: firmlm's own suite).")] = None,
           check_references: Annotated[bool, typer.Option("--check-references", help="Run every task's reference "
                                                          "and wrong solutions, no model: the reference must pass, "
                                                          "each wrong one fail.")] = False,
           workers: Annotated[int | None, typer.Option("--workers", min=1, help="Tasks at a time (default: cores).")]
           = None) -> None:
-    """Execution-grounded tasks: build generated code with a harness and run it in a sandbox."""
+    """Run only the exec stage (models answer tasks; answers built and run in a sandbox), or check a task suite."""
     from firmlm.errors import ConfigError
     from firmlm.exec.references import check_references as check, render_checks
     from firmlm.exec.suite import suite_dir
 
     if not check_references:
-        raise ConfigError("firmlm exec: scoring models on the tasks is not available yet; use --check-references "
-                          "to validate a task suite")
+        if config is None:
+            raise ConfigError("firmlm exec: give -c CONFIG to score the config's exec.models on its tasks, or "
+                              "--check-references [--tasks DIR] to validate a task suite")
+        _run(config, set_, ["exec"], force, as_json)
+        return
     checks, errors = check(tasks or suite_dir(), workers)
     print(render_checks(checks, errors))
     if errors or not all(c.ok for c in checks if c.supported):

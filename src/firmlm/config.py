@@ -367,6 +367,30 @@ class ReportConfig(Strict):
     enabled: bool = Field(True, description="Run this stage in `firmlm run`.")
 
 
+class ExecConfig(Strict):
+    """Execution-grounded tasks: models complete firmware tasks, which are built with a harness and run in a
+    sandbox (host gcc, or Cortex-M boards in QEMU); pass@1 and the failure classes per model (`firmlm exec`)."""
+
+    enabled: bool = Field(False, description="Run this stage in `firmlm run` (after eval).")
+    tasks: Path | None = Field(None, description="A task file or folder of them; default: firmlm's own suite "
+                               "(src/firmlm/exec/suite). Relative to the config file.")
+    targets: list[Literal["host", "qemu-stm32f405", "qemu-nrf51", "qemu-mps2-an386", "rtl-iverilog"]] = Field(
+        default_factory=list, description="Only tasks for these targets; empty: every task.")
+    models: list[EvalModelConfig] = Field(
+        default_factory=lambda: [EvalModelConfig(name="base"), EvalModelConfig(name="final", adapter="final")],
+        description="Models that answer, in eval.models' format: completion models continue the task's prompt, "
+        "chat API models answer its instruction.")
+    max_new_tokens: int = Field(256, ge=16, le=4096, description="Greedy tokens per answer.")
+    max_prompt_tokens: int = Field(1024, ge=64, description="Prompts are cut from the left to this many tokens.")
+    batch_size: int = Field(4, ge=1, description="Prompts per generate() call (local models).")
+    workers: int | None = Field(None, ge=1, description="Builds and runs at a time; None: the core count.")
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _shorthands(cls, value: Any) -> Any:
+        return [_model_shorthand(v) for v in value] if isinstance(value, list) else value
+
+
 class MapDocumentConfig(Strict):
     """Hardware documents and the repository that implements them."""
 
@@ -432,6 +456,7 @@ class FirmlmConfig(Strict):
     corpus: CorpusConfig = Field(default_factory=CorpusConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    exec: ExecConfig = Field(default_factory=ExecConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
 
 
@@ -534,6 +559,10 @@ def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
     if isinstance(vocabulary, list):
         specmap["vocabulary"] = [str((base / v).resolve()) if isinstance(v, str) and not Path(v).is_absolute()
                                  else v for v in vocabulary]
+    execution = data.get("exec")
+    tasks = execution.get("tasks") if isinstance(execution, dict) else None
+    if isinstance(tasks, str) and not Path(tasks).is_absolute():
+        execution["tasks"] = str((base / tasks).resolve())
     corpus = data.get("corpus")
     if not isinstance(corpus, dict):
         return

@@ -15,7 +15,7 @@ from firmlm.errors import StageError
 from firmlm.runs import RunDir, atomic_write_json, atomic_write_text, fingerprint
 
 log = logging.getLogger(__name__)
-ORDER = ("map", "corpus", "train", "eval", "report")
+ORDER = ("map", "corpus", "train", "eval", "exec", "report")
 SYNC_DIR = ".sync"  # file markers the main process leaves for the other ranks
 # Keys that change how a run is operated, not what it computes: changing them keeps checkpoints resumable
 # and a finished train stage valid.
@@ -71,6 +71,17 @@ def _mapping_inputs(cfg: FirmlmConfig, specmap: str) -> list:
     return inputs
 
 
+def _task_inputs(cfg: FirmlmConfig) -> list:
+    """The exec stage's task files and their contents (the bundled suite when none is configured)."""
+    from firmlm.exec.suite import suite_dir
+    from firmlm.exec.tasks import task_files
+
+    folder = Path(cfg.exec.tasks) if cfg.exec.tasks else suite_dir()
+    if not folder.exists():
+        return [str(folder), "missing"]
+    return [[f.name, hashlib.sha256(f.read_bytes()).hexdigest()] for f in task_files(folder)]
+
+
 def fingerprints(cfg: FirmlmConfig) -> dict[str, str]:
     """Each stage's fingerprint: its own config plus everything upstream of it."""
     specmap = fingerprint("map", cfg.map.model_dump(mode="json"), _map_inputs(cfg))
@@ -79,9 +90,11 @@ def fingerprints(cfg: FirmlmConfig) -> dict[str, str]:
     train = fingerprint("train", cfg.train.model_dump(mode="json", exclude=TRAIN_OPERATIONAL_KEYS), cfg.model, cfg.seed, corpus)
     evaluate = fingerprint("eval", cfg.eval.model_dump(mode="json"), cfg.model, cfg.seed, corpus,
                            train if cfg.train.enabled else None, cfg.train.precision)
+    execution = fingerprint("exec", cfg.exec.model_dump(mode="json"), cfg.model, train if cfg.train.enabled else None,
+                            cfg.train.precision, _task_inputs(cfg))
     report = fingerprint("report", corpus, train if cfg.train.enabled else None, evaluate if cfg.eval.enabled else None,
-                         *([specmap] if cfg.map.enabled else []))
-    return {"map": specmap, "corpus": corpus, "train": train, "eval": evaluate, "report": report}
+                         *([specmap] if cfg.map.enabled else []), *([execution] if cfg.exec.enabled else []))
+    return {"map": specmap, "corpus": corpus, "train": train, "eval": evaluate, "exec": execution, "report": report}
 
 
 def _map(cfg: FirmlmConfig, run: RunDir, out) -> None:
@@ -118,6 +131,17 @@ def _eval(cfg: FirmlmConfig, run: RunDir, out) -> None:
              cache_dir=run.root / "cache")  # API responses outlive a crashed or forced eval
 
 
+def _exec(cfg: FirmlmConfig, run: RunDir, out) -> None:
+    from firmlm.exec.stage import run_exec
+    from firmlm.train.stage import use_bf16
+
+    train_dir = None
+    if cfg.train.enabled:
+        run.require("train")
+        train_dir = run.stage_path("train")
+    run_exec(cfg.exec, cfg.model, train_dir, use_bf16(cfg.train), out, cache_dir=run.root / "cache")
+
+
 def _report(cfg: FirmlmConfig, run: RunDir, out) -> None:
     from firmlm.report.render import render_report
 
@@ -129,6 +153,7 @@ RUNNERS: dict[str, Callable[..., None]] = {
     "corpus": _corpus,
     "train": _train,
     "eval": _eval,
+    "exec": _exec,
     "report": _report,
 }
 

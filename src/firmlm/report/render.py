@@ -1,5 +1,5 @@
 """The report stage: report.md, report.html and figures/ from artifacts alone (SpecMap mapping, corpus manifest,
-train summary and metrics, eval results). It opens with the headline block; every section is skipped when its
+train summary and metrics, eval results, exec summary). It opens with the headline block; every section is skipped when its
 artifact is missing."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from firmlm.report.figures import (
     training_figure,
 )
 from firmlm.report.headline import headline, headline_lines, trained
+from firmlm.report.execution import execution_lines
 from firmlm.report.html import page
 from firmlm.report.specmap import mapping_lines
 from firmlm.report.tables import (
@@ -120,6 +121,9 @@ def render_report(run_root: Path, out: StageOutput) -> None:
                lambda path: training_figure(metrics, path))
     if results:
         md += evaluation_lines(results, figure)
+    execution = _read_json(run_root / "exec" / "summary.json")
+    if execution and execution.get("models"):
+        md += execution_lines(execution)
     sections = [(None, ["# firmlm report", ""]), ("headline", top), (None, md)]
     atomic_write_text(out.path / "report.md", "\n".join(line for _, lines in sections for line in lines) + "\n")
     atomic_write_text(out.path / "report.html", page(sections, out.path))

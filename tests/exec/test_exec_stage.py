@@ -1,0 +1,85 @@
+"""The exec stage: a local model and a chat API model answer the tasks; pass@1, failure classes, the report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from firmlm.exec.runner import FAILURES
+from firmlm.exec.suite import suite_dir
+from firmlm.stages import run_stages
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
+TASKS = ("crc8_maxim.yaml", "q15_multiply.yaml", "ring_buffer.yaml")
+
+
+def _oracle(tasks: list[dict]):
+    """A chat-completions server that answers each task's instruction with its reference solution, fenced, except
+    the ring buffer's, which it answers in words only."""
+    answers = {t["instruction"]: (f"Here it is:\n```c\n{t['reference']}```\n" if t["id"] != "ring-buffer-u8"
+                                  else "A ring buffer keeps a head and a tail index.") for t in tasks}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            text = answers.get(request["messages"][-1]["content"], "no idea")
+            body = json.dumps({"choices": [{"message": {"content": text}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+
+def test_models_answer_tasks_and_the_report_counts_them(tiny_config, tmp_path):
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    tasks = []
+    for name in TASKS:
+        shutil.copy(suite_dir() / name, folder / name)
+        tasks.append(yaml.safe_load((folder / name).read_text()))
+    (folder / "broken.yaml").write_text("id: broken\nlevel: 9\n")
+    server = _oracle(tasks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    oracle = {"name": "oracle", "api": {"base_url": f"http://127.0.0.1:{server.server_address[1]}",
+                                        "model": "oracle", "chat": True}}
+    try:
+        cfg = tiny_config("train.enabled=false", "exec.enabled=true", f"exec.tasks={folder}",
+                          "exec.max_new_tokens=24", f"exec.models={json.dumps(['base', oracle])}")
+        [exec_result, report] = run_stages(cfg, ["exec", "report"])
+    finally:
+        server.shutdown()
+    lines = [json.loads(line) for line in (Path(cfg.run_dir) / "exec" / "results.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 * len(TASKS) and {r["model"] for r in lines} == {"base", "oracle"}
+    oracle_stages = {r["task"]: r["stage"] for r in lines if r["model"] == "oracle"}
+    assert oracle_stages == {"crc8-maxim": "passed", "q15-multiply-saturate": "passed",
+                             "ring-buffer-u8": "unparseable"}
+    assert all(r["stage"] in FAILURES for r in lines if r["model"] == "base")  # a random tiny model
+    summary = exec_result.summary
+    assert summary["models"]["oracle"]["pass_at"]["1"] == pytest.approx(2 / 3)
+    assert summary["models"]["oracle"]["per_level"]["1"]["pass@1"] == 1.0
+    assert summary["models"]["oracle"]["per_level"]["2"]["pass@1"] == 0.5
+    assert summary["models"]["base"]["mode"] == "completion" and summary["models"]["oracle"]["mode"] == "chat"
+    assert [e["file"] for e in summary["task_errors"]] == [str(folder / "broken.yaml")]
+    md = (Path(cfg.run_dir) / "report" / "report.md").read_text()
+    assert "## Execution-grounded tasks" in md and "| oracle | 66.7% | 100.0% | 50.0% | 3 |" in md
+    assert "| oracle | 1 | 0 | 0 | 0 | 0 | 0 | 0 | 0 |" in md  # one unparseable answer
+    assert "broken.yaml" in md
+
+
+def test_a_task_selection_that_leaves_nothing_is_an_error(tiny_config):
+    from firmlm.errors import StageError
+
+    cfg = tiny_config("train.enabled=false", "exec.enabled=true", "exec.targets=[rtl-iverilog]", "exec.models=[base]")
+    with pytest.raises(StageError, match="no tasks to run"):
+        run_stages(cfg, ["exec"])
