@@ -574,6 +574,16 @@ def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
         corpus["category_rules"] = str((base / rules).resolve())
 
 
+def read_yaml_file(path: Path, prefix: str = "", error: type[ConfigError] = ConfigError) -> Any:
+    """A YAML file's content; an unreadable file or invalid YAML raises ``error`` naming ``prefix`` and the path."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise error(f"{prefix}{path}: cannot read ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        raise error(f"{prefix}{path}: invalid YAML ({exc})") from None
+
+
 def dump_config(cfg: FirmlmConfig) -> str:
     """The resolved config as YAML (what RUN/config.yaml holds)."""
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from firmlm.config import read_yaml_file
 from firmlm.errors import ConfigError
 
 TARGETS = ("host", "qemu-stm32f405", "qemu-nrf51", "qemu-mps2-an386", "rtl-iverilog")
@@ -48,12 +48,7 @@ class TaskFileError(ConfigError):
 
 def read_task(path: Path) -> ExecTask:
     """One task file, checked; a :class:`TaskFileError` names the file and the key at fault."""
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TaskFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise TaskFileError(f"{path}: invalid YAML ({exc})") from None
+    data = read_yaml_file(path, error=TaskFileError)
     if not isinstance(data, dict):
         raise TaskFileError(f"{path}: expected a mapping of task keys (id, level, target, prompt, ...), "
                             f"found {type(data).__name__}")

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from firmlm.config import read_yaml_file
 from firmlm.errors import ConfigError
 from firmlm.specmap.identifiers import analyze, stem
 
@@ -85,12 +86,7 @@ class Vocabulary:
 def read_vocabulary_file(path: Path) -> dict[str, Any]:
     """One vocabulary file, checked: a mapping with ``groups`` (lists of words), ``query_stopwords`` and
     ``capitalised`` (lists of words), each optional."""
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"map.vocabulary: {path}: cannot read ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"map.vocabulary: {path}: invalid YAML ({exc})") from None
+    data = read_yaml_file(path, "map.vocabulary: ")
     if not isinstance(data, dict) or not set(data) <= set(KEYS):
         found = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
         raise ConfigError(f"map.vocabulary: {path}: expected a mapping with keys {', '.join(KEYS)}; found {found}")
