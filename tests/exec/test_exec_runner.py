@@ -42,10 +42,33 @@ def test_a_missing_main_is_its_own_class():
     assert evaluate_solution(task, TASK.reference).stage == "missing_entry"
 
 
-def test_targets_not_implemented_are_unsupported_with_the_reason():
-    task = TASK.model_copy(update={"target": "rtl-iverilog"})
-    outcome = evaluate_solution(task, TASK.reference)
-    assert outcome.stage == "unsupported" and "rtl-iverilog" in outcome.detail
+def test_a_target_without_its_toolchain_is_unsupported_with_the_reason(monkeypatch):
+    from firmlm.exec.targets import HostTarget
+
+    monkeypatch.setattr(HostTarget, "compiler", "no-such-compiler")
+    outcome = evaluate_solution(TASK, TASK.reference)
+    assert outcome.stage == "unsupported" and "no-such-compiler" in outcome.detail
+
+
+RTL = pytest.mark.skipif(target_for("rtl-iverilog").unavailable() is not None,
+                         reason=str(target_for("rtl-iverilog").unavailable()))
+INVERTER = ExecTask(id="inv", level=1, target="rtl-iverilog", prompt="module inv(", instruction="Write inv.",
+                    harness="module tb; reg a = 0; wire y; inv dut(.a(a), .y(y));\n"
+                            "initial begin #1 $display(\"%0d\", y); a = 1; #1 $display(\"%0d\", y); $finish; end\n"
+                            "endmodule\n",
+                    expected_output="1\n0\n", reference="module inv(input wire a, output wire y); assign y = ~a; endmodule\n",
+                    wrong=["module inv(input wire a, output wire y); assign y = a; endmodule\n"])
+
+
+@RTL
+@pytest.mark.parametrize("source, stage", [
+    ("module inv(input wire a, output wire y); assign y = ~a; endmodule\n", "passed"),
+    ("module inv(input wire a, output wire y); assign y = a; endmodule\n", "wrong_output"),
+    ("module inv(input wire a, output wire y) assign y = ~a; endmodule\n", "syntax_error"),
+    ("module not_inv(input wire a, output wire y); assign y = ~a; endmodule\n", "link_error"),
+])
+def test_rtl_is_simulated_with_icarus(source, stage):
+    assert evaluate_solution(INVERTER, source).stage == stage
 
 
 QEMU = pytest.mark.skipif(target_for("qemu-stm32f405").unavailable() is not None,

@@ -6,7 +6,7 @@ from math import comb
 
 import pytest
 
-from firmlm.exec.scoring import chat_solution, completion_solution, pass_at_k, summarize
+from firmlm.exec.scoring import chat_solution, completion_solution, pass_at_k, summarize, veriscope_score
 
 PROMPT = "#include <stdint.h>\n/* sum */\nint add(int a, int b)\n{\n"
 
@@ -58,3 +58,9 @@ def test_summary_per_level_and_failure_shares():
     assert result["per_level"]["1"]["pass@2"] == pytest.approx(0.5)
     assert result["failures"] == {"link_error": 2, "timeout": 1, "wrong_output": 1}
     assert result["failure_share"]["link_error"] == pytest.approx(0.5) and result["unsupported"] == 2
+
+
+def test_veriscope_scores_build_then_behaviour():
+    assert veriscope_score(["passed", "wrong_output", "syntax_error", "unsupported"]) == pytest.approx(50.0)
+    assert veriscope_score(["timeout"]) == 50.0 and veriscope_score(["link_error"]) == 0.0
+    assert veriscope_score(["unsupported"]) is None

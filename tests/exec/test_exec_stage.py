@@ -77,9 +77,11 @@ def test_models_answer_tasks_and_the_report_counts_them(tiny_config, tmp_path):
     assert "broken.yaml" in md
 
 
-def test_a_task_selection_that_leaves_nothing_is_an_error(tiny_config):
+def test_a_task_selection_that_leaves_nothing_is_an_error(tiny_config, tmp_path):
     from firmlm.errors import StageError
 
-    cfg = tiny_config("train.enabled=false", "exec.enabled=true", "exec.targets=[rtl-iverilog]", "exec.models=[base]")
+    shutil.copy(suite_dir() / "crc8_maxim.yaml", tmp_path / "crc8_maxim.yaml")
+    cfg = tiny_config("train.enabled=false", "exec.enabled=true", f"exec.tasks={tmp_path}",
+                      "exec.targets=[rtl-iverilog]", "exec.models=[base]")
     with pytest.raises(StageError, match="no tasks to run"):
         run_stages(cfg, ["exec"])

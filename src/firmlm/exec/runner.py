@@ -23,9 +23,10 @@ FAILURES = ("unparseable", "syntax_error", "compile_error", "link_error", "missi
 LOG_CHARS = 2000
 
 _SYNTAX = re.compile(r"error: (expected|stray|unterminated|missing terminating|invalid preprocessing|"
-                     r"unknown type name|#endif without|unbalanced|empty character constant)", re.I)
+                     r"unknown type name|#endif without|unbalanced|empty character constant)|: syntax error", re.I)
 _UNDEFINED_MAIN = re.compile(r"undefined reference to [`']main'|in function [`']_start'", re.I)
-_LINK = re.compile(r"undefined reference to|multiple definition of|ld returned|cannot find -l", re.I)
+_LINK = re.compile(r"undefined reference to|multiple definition of|ld returned|cannot find -l|"
+                   r"unknown module type", re.I)  # the last: Icarus Verilog, a module nobody defines
 
 
 @dataclass
@@ -55,7 +56,7 @@ def classify_build(result: SandboxResult) -> tuple[str, str]:
     first = next((ln for ln in text.splitlines() if "error" in ln.lower()), text.strip()[:200])
     if _SYNTAX.search(text):
         return "syntax_error", first
-    if "error:" in text and not _LINK.search(text):
+    if re.search(r"error:|: error", text, re.I) and not _LINK.search(text):
         return "compile_error", first
     if _UNDEFINED_MAIN.search(text):
         return "missing_entry", first

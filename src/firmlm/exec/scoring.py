@@ -79,6 +79,16 @@ def chat_solution(answer: str) -> str | None:
     return None
 
 
+BUILD_FAILURES = ("unparseable", "syntax_error", "compile_error", "link_error", "missing_entry")
+
+
+def veriscope_score(stages: Sequence[str]) -> float | None:
+    """InCoder's VeriScope score of RTL answers: 0 when it does not build, 50 when it builds but fails, 100 when it
+    passes; averaged (None without answers that ran)."""
+    points = [100 if s == "passed" else 0 if s in BUILD_FAILURES else 50 for s in stages if s != "unsupported"]
+    return sum(points) / len(points) if points else None
+
+
 def pass_at_k(samples: int, correct: int, k: int) -> float:
     """The unbiased pass@k estimator (Chen et al. 2021): 1 - C(n-c, k) / C(n, k) for n samples, c correct."""
     if k <= 0 or samples <= 0:

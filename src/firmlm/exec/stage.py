@@ -23,7 +23,7 @@ from firmlm.config import ExecConfig
 from firmlm.errors import StageError
 from firmlm.exec.runner import Outcome, evaluate_solution
 from firmlm.exec.sandbox import isolation
-from firmlm.exec.scoring import chat_solution, completion_solution, summarize
+from firmlm.exec.scoring import chat_solution, completion_solution, summarize, veriscope_score
 from firmlm.exec.suite import suite_dir
 from firmlm.exec.tasks import ExecTask, load_tasks
 from firmlm.runs import StageOutput, atomic_write_text
@@ -89,8 +89,10 @@ def run_exec(cfg: ExecConfig, model_ref: str, train_dir: Path | None, bf16: bool
         with ThreadPoolExecutor(cfg.workers or os.cpu_count() or 1) as pool:
             outcomes = list(pool.map(evaluate_solution, tasks, solutions))
         records += [_record(spec.name, t, a, o) for t, a, o in zip(tasks, answers, outcomes)]
+        rtl = [o.stage for t, o in zip(tasks, outcomes) if t.target == "rtl-iverilog"]
         per_model[spec.name] = {"ref": spec.label, "step": spec.step, "mode": "chat" if chat else "completion",
                                 **summarize([(t.id, t.level, o.stage) for t, o in zip(tasks, outcomes)]),
+                                "rtl_score": veriscope_score(rtl) if rtl else None,
                                 "generation_s": round(generated, 2),
                                 "build_run_s": round(time.perf_counter() - started - generated, 2)}
         log.info("exec %s: pass@1 %s over %d tasks", spec.name, per_model[spec.name]["pass_at"].get("1"), len(tasks))

@@ -5,8 +5,8 @@ QEMU (``qemu-system-arm``, Debian 7.2), built with ``arm-none-eabi-gcc`` and new
 startup code and linker script (``runtime/``): ``main``'s return value is QEMU's exit status and ``printf`` reaches
 the host's stdout, both through ARM semihosting; a fault exits with 134. ``qemu-stm32f405`` is the
 ``netduinoplus2`` board (QEMU models USART, TIM2-5, ADC, SPI, EXTI and SYSCFG there, not RCC, GPIO or DMA),
-``qemu-mps2-an386`` ARM's MPS2 Cortex-M4 image, ``qemu-nrf51`` the BBC micro:bit (Cortex-M0). ``rtl-iverilog`` is
-named in the task format and not implemented yet: :func:`target_for` returns None for it.
+``qemu-mps2-an386`` ARM's MPS2 Cortex-M4 image, ``qemu-nrf51`` the BBC micro:bit (Cortex-M0). ``rtl-iverilog``
+simulates a Verilog module with Icarus Verilog against the task's testbench.
 """
 
 from __future__ import annotations
@@ -110,7 +110,30 @@ class QemuCortexMTarget:
                 "-semihosting-config", "enable=on,target=native,chardev=semihosting", "-kernel", ELF]
 
 
+@dataclass(frozen=True)
+class IverilogTarget:
+    """Verilog RTL simulated with Icarus Verilog: the task's harness is the testbench (it prints what is checked
+    and calls ``$finish``), the solution the module under test."""
+
+    name: str = "rtl-iverilog"
+
+    def unavailable(self) -> str | None:
+        missing = [tool for tool in ("iverilog", "vvp") if shutil.which(tool) is None]
+        return f"target {self.name} needs {', '.join(missing)} (apt-get install iverilog)" if missing else None
+
+    def write_sources(self, workdir: Path, task: ExecTask, source: str) -> None:
+        (workdir / "solution.v").write_text(source, encoding="utf-8")
+        (workdir / "testbench.v").write_text(task.harness, encoding="utf-8")
+
+    def build_command(self, task: ExecTask) -> list[str]:
+        return ["iverilog", "-g2012", "-Wall", *task.build_flags, "-o", "simulation", "testbench.v", "solution.v"]
+
+    def run_command(self, task: ExecTask) -> list[str]:
+        return ["vvp", "-n", "simulation"]
+
+
 TARGETS: dict[str, Target] = {
+    "rtl-iverilog": IverilogTarget(),
     "host": HostTarget(),
     "qemu-stm32f405": QemuCortexMTarget("qemu-stm32f405", "netduinoplus2", "cortex-m4",
                                         (0x08000000, 1024 << 10), (0x20000000, 128 << 10)),

@@ -34,6 +34,10 @@ def execution_lines(summary: dict[str, Any]) -> list[str]:
     for name, figures in per_model.items():
         failures = figures.get("failures") or {}
         md.append(f"| {name} | " + " | ".join(fmt.count(failures.get(c, 0)) for c in FAILURE_COLUMNS) + " |")
+    rtl = {n: f["rtl_score"] for n, f in per_model.items() if f.get("rtl_score") is not None}
+    if rtl:
+        md += ["", "RTL tasks, VeriScope score (0: does not build, 50: builds but fails, 100: passes): "
+               + ", ".join(f"{n} {score:.0f}" for n, score in rtl.items()) + "."]
     unsupported = {n: f.get("unsupported") for n, f in per_model.items() if f.get("unsupported")}
     if unsupported:
         md += ["", "Not run (target unavailable here): " + ", ".join(f"{n} {c}" for n, c in unsupported.items()) + "."]
