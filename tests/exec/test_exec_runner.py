@@ -37,6 +37,11 @@ def test_outcome_classes(source, stage):
     assert outcome.passed == (stage == "passed")
 
 
+def test_a_link_error_names_the_missing_symbol():
+    outcome = evaluate_solution(TASK, "int plus(int a, int b) { return a + b; }\n")
+    assert outcome.stage == "link_error" and "undefined reference to `add'" in outcome.detail
+
+
 def test_a_missing_main_is_its_own_class():
     task = TASK.model_copy(update={"harness": "int add(int a, int b);\nint use(void) { return add(1, 2); }\n"})
     assert evaluate_solution(task, TASK.reference).stage == "missing_entry"

@@ -61,7 +61,8 @@ def classify_build(result: SandboxResult) -> tuple[str, str]:
     if _UNDEFINED_MAIN.search(text):
         return "missing_entry", first
     if _LINK.search(text):
-        return "link_error", first
+        culprit = next((ln for ln in text.splitlines() if _LINK.search(ln) and "ld returned" not in ln), first)
+        return "link_error", culprit.strip()
     return "compile_error", first or f"the build exited with {result.returncode}"
 
 
