@@ -367,6 +367,9 @@ class ReportConfig(Strict):
     enabled: bool = Field(True, description="Run this stage in `firmlm run`.")
 
 
+ExecTarget = Literal["host", "qemu-stm32f405", "qemu-nrf51", "qemu-mps2-an386", "rtl-iverilog"]
+
+
 class ExecConfig(Strict):
     """Execution-grounded tasks: models complete firmware tasks, which are built with a harness and run in a
     sandbox (host gcc, or Cortex-M boards in QEMU); pass@1 and the failure classes per model (`firmlm exec`)."""
@@ -374,7 +377,7 @@ class ExecConfig(Strict):
     enabled: bool = Field(False, description="Run this stage in `firmlm run` (after eval).")
     tasks: Path | None = Field(None, description="A task file or folder of them; default: firmlm's own suite "
                                "(src/firmlm/exec/suite). Relative to the config file.")
-    targets: list[Literal["host", "qemu-stm32f405", "qemu-nrf51", "qemu-mps2-an386", "rtl-iverilog"]] = Field(
+    targets: list[ExecTarget] = Field(
         default_factory=list, description="Only tasks for these targets; empty: every task.")
     models: list[EvalModelConfig] = Field(
         default_factory=lambda: [EvalModelConfig(name="base"), EvalModelConfig(name="final", adapter="final")],

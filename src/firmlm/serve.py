@@ -156,6 +156,5 @@ def load_backend(model_ref: str, adapter: Path | None, max_prompt_tokens: int = 
     from firmlm import models
 
     placement = models.placement_for(model_ref)  # GPU: bf16 (device_map when too large); CPU: fp32
-    model, tokenizer = (models.load_merged(model_ref, adapter, placement) if adapter
-                        else models.load(model_ref, placement=placement))
+    model, tokenizer = models.load_with_adapter(model_ref, adapter, placement)
     return LocalBackend(model, tokenizer, name=model_ref, batch_size=1, max_prompt_tokens=max_prompt_tokens)

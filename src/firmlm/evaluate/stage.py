@@ -108,8 +108,7 @@ def _evaluate_local(spec: ModelSpec, cfg: EvalConfig, samples: list[Sample], cho
                     precision: models.Precision, reference_tokenizer) -> dict:
     placement = models.placement_for(spec.ref, precision)
     result: dict = {"ref": spec.label, "step": spec.step, "placement": asdict(placement)}
-    model, tokenizer = (models.load_merged(spec.ref, spec.adapter, placement) if spec.adapter
-                        else models.load(spec.ref, placement=placement))
+    model, tokenizer = models.load_with_adapter(spec.ref, spec.adapter, placement)
     result["tokenizer"] = models.tokenizer_fingerprint(tokenizer)
     if "perplexity" in spec.tasks:
         budget = (cfg.gpu_batch_tokens or gpu_token_budget(model)) if placement.device == "cuda" else None
@@ -155,9 +154,7 @@ def _release_gpu_memory() -> None:
 
 def _evaluate_api(spec: ModelSpec, cfg: EvalConfig, chosen: list[Sample], cache_dir: Path, reference_tokenizer) -> dict:
     api = spec.api
-    backend = ApiBackend(api.base_url, api.model, cache_dir / "api-requests.sqlite", chat=api.chat,
-                         api_key_env=api.api_key_env, concurrency=api.concurrency, timeout_s=api.timeout_s,
-                         max_retries=api.max_retries)
+    backend = ApiBackend.from_config(api, cache_dir / "api-requests.sqlite")
     result: dict = {"ref": spec.label, "step": None}
     if chosen and "generation" in spec.tasks:
         result["generation"] = {"engine": "api", **generation_results(backend, chosen, cfg.generation, None,

@@ -39,17 +39,14 @@ def _answers(spec, tasks: list[ExecTask], cfg: ExecConfig, bf16: bool, cache_dir
         from firmlm.evaluate.backends.api import ApiBackend
 
         api = spec.api
-        backend = ApiBackend(api.base_url, api.model, cache_dir / "api-requests.sqlite", chat=api.chat,
-                             api_key_env=api.api_key_env, concurrency=api.concurrency, timeout_s=api.timeout_s,
-                             max_retries=api.max_retries)
+        backend = ApiBackend.from_config(api, cache_dir / "api-requests.sqlite")
         prompts = [t.instruction if api.chat else t.prompt for t in tasks]
         return backend.complete(prompts, cfg.max_new_tokens), bool(api.chat)
     from firmlm import models
     from firmlm.evaluate.backends.local import LocalBackend
 
     placement = models.placement_for(spec.ref, "bf16" if bf16 else "fp32")
-    model, tokenizer = (models.load_merged(spec.ref, spec.adapter, placement) if spec.adapter
-                        else models.load(spec.ref, placement=placement))
+    model, tokenizer = models.load_with_adapter(spec.ref, spec.adapter, placement)
     backend = LocalBackend(model, tokenizer, spec.name, cfg.batch_size, cfg.max_prompt_tokens)
     return backend.complete([t.prompt for t in tasks], cfg.max_new_tokens), False
 

@@ -10,14 +10,14 @@ the solution) for its ``target`` and running it: the run must exit with ``expect
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from firmlm.config import read_yaml_file
+from firmlm.config import ExecTarget, read_yaml_file
 from firmlm.errors import ConfigError
 
-TARGETS = ("host", "qemu-stm32f405", "qemu-nrf51", "qemu-mps2-an386", "rtl-iverilog")
+TARGETS = get_args(ExecTarget)
 TASK_SUFFIXES = (".yaml", ".yml")
 
 
@@ -28,7 +28,7 @@ class ExecTask(BaseModel):
 
     id: str = Field(min_length=1, description="Unique within a suite.")
     level: int = Field(ge=1, le=5, description="1 (a pure function) to 5 (a peripheral driver with interrupts).")
-    target: Literal["host", "qemu-stm32f405", "qemu-nrf51", "qemu-mps2-an386", "rtl-iverilog"]
+    target: ExecTarget
     description: str = ""
     prompt: str = Field(min_length=1, description="For completion models: the solution file up to the body.")
     instruction: str = Field(min_length=1, description="For chat models: what to write, in words.")

@@ -13,6 +13,15 @@ from firmlm.models.loading import load
 from firmlm.models.placement import Placement
 
 
+def load_with_adapter(model_ref: str, adapter_dir: Path | None, placement: Placement | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer): the base model, or the base with ``adapter_dir`` merged into it."""
+    if adapter_dir is None:
+        from firmlm.models.loading import load
+
+        return load(model_ref, placement=placement)
+    return load_merged(model_ref, adapter_dir, placement)
+
+
 def load_merged(model_ref: str, adapter_dir: Path, placement: Placement | None = None) -> tuple[Any, Any]:
     """(merged model, tokenizer). The merge runs where ``placement`` puts the base (its device/device_map
     and dtype); None: on the CPU in fp32."""

@@ -82,6 +82,12 @@ class ApiBackend:
         self.stats = ApiStats()
         self._stats_lock = threading.Lock()
 
+    @classmethod
+    def from_config(cls, api, cache_path: Path) -> ApiBackend:
+        """A backend for an :class:`~firmlm.config.ApiModelConfig` (endpoint, model, chat, key, limits)."""
+        return cls(api.base_url, api.model, cache_path, chat=api.chat, api_key_env=api.api_key_env,
+                   concurrency=api.concurrency, timeout_s=api.timeout_s, max_retries=api.max_retries)
+
     def _payload(self, prompt: str, max_new_tokens: int) -> tuple[str, dict]:
         if self.chat:
             return "/v1/chat/completions", {
