@@ -34,6 +34,14 @@ def test_run_every_stage_then_skip_all(tmp_path):
     assert third.returncode == 0, third.stderr
     assert third.stderr.count("unchanged, skipped") == 2  # corpus and train reused; eval and report redone
     assert "reduction" in third.stdout and f"report: {run_dir}" in third.stdout.replace("\n", "")  # no --json
+    from firmlm.exec.suite import suite_dir
+
+    with_exec = firmlm("eval", *args[1:-1], "--set", "eval.tokens_per_category=256", "--set",
+                       f"exec.tasks={suite_dir() / 'crc8_maxim.yaml'}", "--set", "exec.models=[base]", "--set",
+                       "exec.max_new_tokens=16", "--exec", "--json")
+    assert with_exec.returncode == 0, with_exec.stderr
+    both = json.loads(with_exec.stdout)  # exec runs although the config leaves it disabled: --exec asks for it
+    assert list(both) == ["eval", "exec"] and both["exec"]["tasks"] == 1 and "base" in both["exec"]["models"]
 
 
 def test_headline_shows_intervals_categories_and_control_margin():

@@ -44,13 +44,15 @@ def _setup_logging() -> None:
         pass
 
 
-def _run(config: Path, sets: list[str] | None, names: list[str], force: bool, as_json: bool, resume: str | None = None) -> None:
-    """Run the stages; with ``--json`` stdout carries only the summaries (one JSON document) and every
-    human-facing line goes to stderr, else the headline table goes to stdout."""
+def _run(config: Path, sets: list[str] | None, names: list[str], force: bool, as_json: bool, resume: str | None = None,
+         only_enabled: bool = True) -> None:
+    """Run the stages (of several, only those the config enables unless ``only_enabled`` is off); with ``--json``
+    stdout carries only the summaries (one JSON document) and every human-facing line goes to stderr, else the
+    headline table goes to stdout."""
     from firmlm.stages import enabled, run_stages
 
     cfg = load_config(config, sets or [])
-    wanted = [n for n in names if enabled(cfg, n)] if len(names) > 1 else names
+    wanted = [n for n in names if enabled(cfg, n)] if len(names) > 1 and only_enabled else names
     results = run_stages(cfg, wanted, force=force, resume=resume)
     if as_json:
         print(json.dumps({r.name: r.summary for r in results}, indent=2))
@@ -116,8 +118,17 @@ def run(config: ConfigOpt, set_: SetOpt = None, force: ForceOpt = False, as_json
     _run(config, set_, list(ORDER), force, as_json, resume)
 
 
-for _name in ("corpus", "train", "eval", "report"):
+for _name in ("corpus", "train", "report"):
     app.command(name=_name)(_stage_command(_name))
+
+
+@app.command(name="eval")
+def eval_(config: ConfigOpt, set_: SetOpt = None, force: ForceOpt = False, as_json: JsonOpt = False,
+          resume: ResumeOpt = None,
+          with_exec: Annotated[bool, typer.Option("--exec", help="Also run the exec stage after eval (the "
+                                                  "execution-grounded tasks, with exec.models).")] = False) -> None:
+    """Run only the eval stage, or eval then exec with --exec."""
+    _run(config, set_, ["eval", "exec"] if with_exec else ["eval"], force, as_json, resume, only_enabled=False)
 
 
 @app.command(name="map")

@@ -367,7 +367,7 @@ class ReportConfig(Strict):
     enabled: bool = Field(True, description="Run this stage in `firmlm run`.")
 
 
-ExecTarget = Literal["host", "qemu-stm32f405", "qemu-nrf51", "qemu-mps2-an386", "rtl-iverilog"]
+ExecTarget = Literal["host", "host-cpp", "qemu-stm32f405", "qemu-nrf51", "qemu-mps2-an386", "rtl-iverilog"]
 
 
 class ExecConfig(Strict):
@@ -383,9 +383,21 @@ class ExecConfig(Strict):
         default_factory=lambda: [EvalModelConfig(name="base"), EvalModelConfig(name="final", adapter="final")],
         description="Models that answer, in eval.models' format: completion models continue the task's prompt, "
         "chat API models answer its instruction.")
-    max_new_tokens: int = Field(256, ge=16, le=4096, description="Greedy tokens per answer.")
+    max_new_tokens: int = Field(256, ge=16, le=4096, description="Tokens per answer.")
     max_prompt_tokens: int = Field(1024, ge=64, description="Prompts are cut from the left to this many tokens.")
-    batch_size: int = Field(4, ge=1, description="Prompts per generate() call (local models).")
+    samples: int = Field(1, ge=1, le=200, description="Answers per task and model: 1 is greedy; more are sampled "
+                         "at `temperature` and give pass@k for each k of `pass_at` up to this.")
+    temperature: float = Field(0.8, gt=0, le=2, description="Sampling temperature when samples > 1.")
+    top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling when samples > 1.")
+    seed: int = Field(0, description="Seed of the sampled answers (sample i uses seed + i).")
+    pass_at: list[int] = Field(default_factory=lambda: [1, 5, 10], description="The k of pass@k (those above "
+                               "`samples` are left out).")
+    repair_rounds: int = Field(0, ge=0, le=10, description="InCoder's feedback loop: a failed answer goes back to "
+                               "the model with its compiler or run output, up to this many times; pass@1 is "
+                               "reported with and without repair.")
+    engine: Literal["auto", "transformers", "vllm"] = Field(
+        "auto", description="Local models: vLLM when installed with a GPU (auto), or transformers.")
+    batch_size: int = Field(4, ge=1, description="Prompts per generate() call (local models, transformers).")
     workers: int | None = Field(None, ge=1, description="Builds and runs at a time; None: the core count.")
 
     @field_validator("models", mode="before")

@@ -1,6 +1,7 @@
 """`firmlm serve`: an OpenAI-compatible completions server for a local model (+ adapter).
 
-Endpoints: ``GET /v1/models`` and ``POST /v1/completions`` (greedy; ``prompt``, ``max_tokens``). For IDE
+Endpoints: ``GET /v1/models`` and ``POST /v1/completions`` (``prompt``, ``max_tokens``; greedy unless
+``temperature`` > 0, then nucleus sampling with ``top_p``, reproducible by ``seed``). For IDE
 plugins, and the real server the API backend is tested against over loopback HTTP. One generation runs at a
 time; at most ``max_queue`` requests wait for it and the rest get HTTP 503 with ``Retry-After`` at once.
 """
@@ -17,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TypeVar
 
+from firmlm.evaluate.backends import Sampling
 from firmlm.evaluate.backends.local import LocalBackend
 
 log = logging.getLogger(__name__)
@@ -112,8 +114,14 @@ def make_handler(backend: LocalBackend, model_name: str, queue: GenerationQueue)
             if body.get("stream"):
                 self._error(400, "streaming is not supported; send stream=false")
                 return
+            temperature, top_p, seed = body.get("temperature", 0), body.get("top_p", 1.0), body.get("seed", 0)
+            if not all(isinstance(v, int | float) for v in (temperature, top_p, seed)) or not (
+                    0 <= temperature <= 2 and 0 < top_p <= 1):
+                self._error(400, "`temperature` must be in 0..2, `top_p` in (0, 1], `seed` an integer")
+                return
+            sampling = Sampling(float(temperature), float(top_p), int(seed)) if temperature > 0 else None
             try:
-                (text,) = queue.run(lambda: backend.complete([prompt], max_tokens))
+                (text,) = queue.run(lambda: backend.complete([prompt], max_tokens, sampling))
             except QueueFull as exc:
                 self._error(503, str(exc), "server_busy", {"Retry-After": str(RETRY_AFTER_S)})
                 return

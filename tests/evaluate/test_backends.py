@@ -101,3 +101,18 @@ def test_retries_backoff_timeouts_and_failures_are_counted(tmp_path, monkeypatch
         assert "sk-test" not in (tmp_path / "c.sqlite").read_bytes().decode("latin-1")
     finally:
         httpd.shutdown()
+
+
+def test_sampling_is_reproducible_by_seed_locally_and_over_http(served, tmp_path):
+    from firmlm.evaluate.backends import Sampling
+
+    local, server = served
+    hot = [Sampling(1.5, 1.0, seed) for seed in range(4)]
+    first = [local.complete(PROMPTS[:1], 12, s)[0] for s in hot]
+    assert first == [local.complete(PROMPTS[:1], 12, s)[0] for s in hot]  # a seed gives the same sample again
+    assert len(set(first)) > 1  # and different seeds differ (a random tiny model at temperature 1.5)
+    assert local.complete(PROMPTS[:1], 12, None) == local.complete(PROMPTS[:1], 12)  # None is greedy
+    api = ApiBackend(server.url, "tiny:llama", tmp_path / "cache.sqlite")
+    assert [api.complete(PROMPTS[:1], 12, s)[0] for s in hot] == first
+    assert api.stats.requests == 4  # every seed its own request and cache entry
+    assert [api.complete(PROMPTS[:1], 12, s)[0] for s in hot] == first and api.stats.cache_hits == 4

@@ -8,7 +8,7 @@ import pytest
 
 from firmlm.exec.runner import evaluate_solution
 from firmlm.exec.targets import target_for
-from firmlm.exec.tasks import ExecTask
+from firmlm.exec.tasks import ExecTask, UnmodelledWrite
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
 
@@ -48,9 +48,9 @@ def test_a_missing_main_is_its_own_class():
 
 
 def test_a_target_without_its_toolchain_is_unsupported_with_the_reason(monkeypatch):
-    from firmlm.exec.targets import HostTarget
+    from firmlm.exec import targets
 
-    monkeypatch.setattr(HostTarget, "compiler", "no-such-compiler")
+    monkeypatch.setitem(targets.TARGETS, "host", targets.HostTarget(compiler="no-such-compiler"))
     outcome = evaluate_solution(TASK, TASK.reference)
     assert outcome.stage == "unsupported" and "no-such-compiler" in outcome.detail
 
@@ -98,6 +98,64 @@ FIRMWARE = TASK.model_copy(update={
 def test_firmware_runs_in_qemu_with_the_same_classes(source, stage):
     outcome = evaluate_solution(FIRMWARE, source)
     assert outcome.stage == stage, outcome
+
+
+CPP = TASK.model_copy(update={
+    "target": "host-cpp", "kind": "general",
+    "harness": '#include <cstdio>\n#include <vector>\nint total(const std::vector<int> &v);\n'
+               'int main() { std::printf("%d\\n", total({2, 3})); return 0; }\n'})
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
+@pytest.mark.parametrize("source, stage", [
+    ("#include <numeric>\n#include <vector>\n"
+     "int total(const std::vector<int> &v) { return std::accumulate(v.begin(), v.end(), 0); }\n", "passed"),
+    ("#include <vector>\nint total(const std::vector<int> &v) { return (int)v.size(); }\n", "wrong_output"),
+    ("#include <vector>\nint total(std::vector<int> &v) { return 5; }\n", "link_error"),  # another overload
+])
+def test_cpp_tasks_build_with_gxx(source, stage):
+    assert evaluate_solution(CPP, source).stage == stage
+
+
+@QEMU
+def test_device_headers_and_vendor_handler_names():
+    """stm32f4xx.h gives CMSIS names; an interrupt reaches TIM2_IRQHandler, and a misnamed handler is reported as an
+    interrupt without a handler."""
+    harness = ('#include <stdio.h>\n#include "stm32f4xx.h"\nvoid tick_start(void);\nvolatile unsigned ticks;\n'
+               'int main(void) { tick_start(); for (volatile int i = 0; i < 5000000 && ticks < 3; i++) {}\n'
+               '    TIM2->CR1 = 0; printf("%d\\n", ticks >= 3); return 0; }\n')
+    body = ("TIM2->PSC = 0; TIM2->ARR = 20000; TIM2->DIER = TIM_DIER_UIE; NVIC_EnableIRQ(TIM2_IRQn); "
+            "TIM2->CR1 = TIM_CR1_CEN; }\n")
+    task = FIRMWARE.model_copy(update={"harness": harness, "expected_output": "1\n", "time_limit_s": 10})
+    good = ('#include "stm32f4xx.h"\nextern volatile unsigned ticks;\n'
+            'void TIM2_IRQHandler(void) { TIM2->SR = 0; ticks++; }\nvoid tick_start(void) { ' + body)
+    assert evaluate_solution(task, good).stage == "passed"
+    misnamed = evaluate_solution(task, good.replace("TIM2_IRQHandler", "TIM2_Handler"))
+    assert misnamed.stage == "runtime_fault" and "an interrupt without a handler (exit status 135)" in misnamed.detail
+
+
+@QEMU
+def test_unmodelled_writes_are_read_from_qemus_log():
+    task = FIRMWARE.model_copy(update={
+        "harness": "void clock_on(void);\nint main(void) { clock_on(); return 0; }\n", "expected_output": None,
+        "unmodelled_writes": [UnmodelledWrite(device="RCC", offset=0x40, bits=1 << 17, why="USART2 clock")]})
+    on = '#include "stm32f4xx.h"\nvoid clock_on(void) { RCC->APB1ENR |= RCC_APB1ENR_USART2EN; }\n'
+    assert evaluate_solution(task, on).stage == "passed"
+    other = evaluate_solution(task, on.replace("USART2EN", "USART3EN"))
+    assert other.stage == "wrong_output"
+    assert other.detail == "never set bits 0x20000 of RCC+0x040, USART2 clock (wrote 0x40000)"
+
+
+@QEMU
+def test_the_uart_text_is_checked():
+    task = FIRMWARE.model_copy(update={
+        "harness": "void say(const char *text);\nint main(void) { say(\"ok\\r\\n\"); return 0; }\n",
+        "expected_output": None, "expected_uart": "ok\r\n"})
+    source = ('#include "stm32f4xx.h"\nvoid say(const char *text) { USART1->CR1 = USART_CR1_UE | USART_CR1_TE;\n'
+              '    while (*text) { while (!(USART1->SR & USART_SR_TXE)) {} USART1->DR = (uint8_t)*text++; } }\n')
+    assert evaluate_solution(task, source).stage == "passed"
+    lost = evaluate_solution(task, source.replace("USART1->DR", "USART2->DR"))
+    assert lost.stage == "wrong_output" and lost.detail == "the UART sent '', expected 'ok\\r\\n'"
 
 
 def test_the_build_log_is_kept_and_truncated():

@@ -34,6 +34,10 @@ def test_bundled_suite_reads_cleanly():
     ({"level": 7}, "level"),
     ({"wrong": []}, "wrong"),
     ({"colour": "blue"}, "colour"),
+    ({"expected_uart": "hi\n"}, "expected_uart"),  # host programs have no UART
+    ({"unmodelled_writes": [{"device": "RCC", "offset": 64}]}, "unmodelled_writes"),
+    ({"target": "qemu-stm32f405", "unmodelled_writes": [{"device": "RCC"}]}, "unmodelled_writes.0.offset"),
+    ({"kind": "web"}, "kind"),
 ])
 def test_bad_keys_are_named(tmp_path, change, key):
     data = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
@@ -44,7 +48,7 @@ def test_bad_keys_are_named(tmp_path, change, key):
 
 def test_unknown_target_lists_the_known_ones(tmp_path):
     path = _write(tmp_path, "bad.yaml", {**GOOD, "target": "qemu-esp32"})
-    with pytest.raises(TaskFileError, match="one of host, qemu-stm32f405"):
+    with pytest.raises(TaskFileError, match="one of host, host-cpp, qemu-stm32f405"):
         read_task(path)
 
 

@@ -96,14 +96,6 @@ def _aggregate_pairs(pairs: list[tuple[str, str]]) -> dict:
     return figures
 
 
-def _use_vllm(engine: str) -> bool:
-    from firmlm.evaluate.backends.vllm import vllm_available
-
-    if engine == "vllm" and not vllm_available():
-        raise StageError("eval.generation.engine = 'vllm': vllm is not installed or no CUDA device is visible")
-    return engine == "vllm" or (engine == "auto" and vllm_available())
-
-
 def _evaluate_local(spec: ModelSpec, cfg: EvalConfig, samples: list[Sample], chosen: list[Sample],
                     precision: models.Precision, reference_tokenizer) -> dict:
     placement = models.placement_for(spec.ref, precision)
@@ -124,8 +116,9 @@ def _evaluate_local(spec: ModelSpec, cfg: EvalConfig, samples: list[Sample], cho
                        "truncated_to_context": sum(s.truncated for s in scores)})
         log.info("%s: perplexity over %d tokens in %.1fs", spec.name, tokens, seconds)
     if chosen and "generation" in spec.tasks:
-        if _use_vllm(cfg.generation.engine):
-            from firmlm.evaluate.backends.vllm import VllmBackend
+        from firmlm.evaluate.backends.vllm import VllmBackend, use_vllm
+
+        if use_vllm(cfg.generation.engine, "eval.generation.engine"):
 
             del model
             _release_gpu_memory()  # vLLM takes its share of the GPU when it starts

@@ -66,10 +66,14 @@ def classify_build(result: SandboxResult) -> tuple[str, str]:
     return "compile_error", first or f"the build exited with {result.returncode}"
 
 
-def check_run(task: ExecTask, result: SandboxResult) -> tuple[str, str]:
+def check_run(task: ExecTask, result: SandboxResult, target: Target | None = None) -> tuple[str, str]:
     """(``passed`` or the failure class, why) of a finished run."""
     if result.timed_out:
         return "timeout", f"no exit within {task.time_limit_s:g} s"
+    status = result.returncode if result.returncode >= 0 else 128 - result.returncode  # bwrap: 134 reads as -6
+    meaning = target.exit_meaning(status) if target is not None and status != task.expected_exit else None
+    if meaning:
+        return "runtime_fault", f"{meaning} (exit status {status})"
     if result.returncode < 0:
         return "runtime_fault", f"killed by signal {-result.returncode}"
     if result.returncode != task.expected_exit:
@@ -102,7 +106,10 @@ def evaluate_solution(task: ExecTask, source: str | None, work_parent: Path | No
             return Outcome(task.id, stage, detail, _tail(build.stderr), build.wall_s)
         limits = Limits(wall_s=task.time_limit_s, cpu_s=max(1, int(task.time_limit_s) + 1))
         run = run_sandboxed(target.run_command(task), workdir, limits)
-        stage, detail = check_run(task, run)
+        stage, detail = check_run(task, run, target)
+        missing = target.check_after_run(task, workdir) if stage == "passed" else None
+        if missing:
+            stage, detail = "wrong_output", missing
         return Outcome(task.id, stage, detail, _tail(run.stdout + run.stderr), build.wall_s, run.wall_s)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

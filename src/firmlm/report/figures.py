@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,15 +28,16 @@ def smooth(values: list[float], alpha: float = 0.2) -> list[float]:
     return out
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
+    """Lay out, write and close ``fig``."""
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    _plt().close(fig)
+    pyplot().close(fig)
 
 
 def training_figure(metrics: list[dict[str, Any]], path: Path) -> None:
     """Loss (raw and smoothed), LR of both groups, gradient norm and tokens/s per optimizer step."""
-    plt = _plt()
+    plt = pyplot()
     steps = [m["step"] for m in metrics]
     loss = [m["loss"] for m in metrics]
     fig, axes = plt.subplots(2, 2, figsize=(10, 6.4))
@@ -56,7 +58,7 @@ def training_figure(metrics: list[dict[str, Any]], path: Path) -> None:
     ax = axes[1][1]
     ax.plot(steps, [m.get("tokens_per_s") for m in metrics], color="tab:green")
     ax.set(title="Throughput", xlabel="optimizer step", ylabel="tokens/s")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def grouped_bars(ax, categories: list[str], series: dict[str, list[float | None]], ylabel: str) -> float:
@@ -79,7 +81,7 @@ def _per_category(results: dict, models: list[str], section: str, split: str, re
 
 def ppl_figure(results: dict[str, Any], split: str, path: Path) -> None:
     """Per-category perplexity of every scored model, with the target's reduction % above each group."""
-    plt = _plt()
+    plt = pyplot()
     models = [m for m, r in results["models"].items() if split in r.get("perplexity", {})]
     cats, series = _per_category(results, models, "perplexity", split, lambda f: f.get("ppl"))
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(cats) + 2), 3.8))
@@ -92,12 +94,12 @@ def ppl_figure(results: dict[str, Any], split: str, path: Path) -> None:
                         textcoords="offset points", ha="center", fontsize=7)
     ax.set_title(f"Per-category perplexity, {split} (labels: {results.get('target')} vs {results.get('reference')})")
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def completion_figure(results: dict[str, Any], split: str, path: Path) -> None:
     """Teacher-forced top-1 and top-5 next-token accuracy on the suffix, per category and model."""
-    plt = _plt()
+    plt = pyplot()
     models = [m for m, r in results["models"].items() if split in r.get("perplexity", {})]
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
     for ax, key in zip(axes, ("top1", "top5")):
@@ -106,12 +108,12 @@ def completion_figure(results: dict[str, Any], split: str, path: Path) -> None:
         grouped_bars(ax, cats, series, f"{key} accuracy (%)")
         ax.set_title(f"Teacher-forced {key}, {split}")
     axes[0].legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def generation_figure(results: dict[str, Any], split: str, path: Path) -> None:
     """Generative token accuracy and BLEU-4 (weighted by reference tokens) per category and model."""
-    plt = _plt()
+    plt = pyplot()
     models = [m for m, r in results["models"].items() if split in r.get("generation", {})]
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
     reads = {"token accuracy (%)": lambda f: 100 * (f.get("weighted", {}).get("token_accuracy") or 0),
@@ -121,19 +123,19 @@ def generation_figure(results: dict[str, Any], split: str, path: Path) -> None:
         grouped_bars(ax, cats, series, label)
         ax.set_title(f"Generative completion: {label}, {split}")
     axes[0].legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def checkpoint_figure(series: list[dict[str, Any]], splits: list[str], path: Path) -> None:
     """Overall perplexity against the training step, one line per split."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for split in splits:
         points = [(r["step"], r[split]) for r in series if r.get(split) is not None]
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=split)
     ax.set(title="Perplexity across checkpoints", xlabel="training step (0 = base)", ylabel="perplexity")
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def reduction_figure(results: dict[str, Any], path: Path) -> bool:
@@ -143,7 +145,7 @@ def reduction_figure(results: dict[str, Any], path: Path) -> bool:
     splits = [s for s in comparison if comparison[s].get("per_category")]
     if not splits:
         return False
-    plt = _plt()
+    plt = pyplot()
     height = max(len(comparison[s]["per_category"]) for s in splits) + 1
     fig, axes = plt.subplots(1, len(splits), figsize=(5.2 * len(splits), 0.42 * height + 1.4), squeeze=False)
     for ax, split in zip(axes[0], splits):
@@ -167,5 +169,5 @@ def reduction_figure(results: dict[str, Any], path: Path) -> bool:
         target, reference = comp.get("target", results.get("target")), comp.get("reference", results.get("reference"))
         ax.set(title=f"{split}: {target} vs {reference}",
                xlabel=f"{metric} reduction, % (> 0: target lower; bars: 95% CI)")
-    _save(fig, path)
+    save_figure(fig, path)
     return True

@@ -123,7 +123,7 @@ def render_report(run_root: Path, out: StageOutput) -> None:
         md += evaluation_lines(results, figure)
     execution = _read_json(run_root / "exec" / "summary.json")
     if execution and execution.get("models"):
-        md += execution_lines(execution)
+        md += execution_lines(execution, figure)
     sections = [(None, ["# firmlm report", ""]), ("headline", top), (None, md)]
     atomic_write_text(out.path / "report.md", "\n".join(line for _, lines in sections for line in lines) + "\n")
     atomic_write_text(out.path / "report.html", page(sections, out.path))

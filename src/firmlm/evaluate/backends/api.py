@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from firmlm.errors import FirmlmError
+from firmlm.evaluate.backends import Sampling
 
 CHAT_INSTRUCTION = (
     "You complete source code. Continue the user's code exactly where it stops. Reply with the continuation "
@@ -83,18 +84,22 @@ class ApiBackend:
         self._stats_lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, api, cache_path: Path) -> ApiBackend:
+    def from_config(cls, api, cache_path: Path, system_message: str = CHAT_INSTRUCTION) -> ApiBackend:
         """A backend for an :class:`~firmlm.config.ApiModelConfig` (endpoint, model, chat, key, limits)."""
         return cls(api.base_url, api.model, cache_path, chat=api.chat, api_key_env=api.api_key_env,
-                   concurrency=api.concurrency, timeout_s=api.timeout_s, max_retries=api.max_retries)
+                   concurrency=api.concurrency, timeout_s=api.timeout_s, max_retries=api.max_retries,
+                   system_message=system_message)
 
-    def _payload(self, prompt: str, max_new_tokens: int) -> tuple[str, dict]:
+    def _payload(self, prompt: str, max_new_tokens: int, sampling: Sampling | None = None) -> tuple[str, dict]:
+        decoding: dict = {"temperature": 0}
+        if sampling is not None:
+            decoding = {"temperature": sampling.temperature, "top_p": sampling.top_p, "seed": sampling.seed}
         if self.chat:
             return "/v1/chat/completions", {
-                "model": self.model, "temperature": 0, "max_tokens": max_new_tokens,
+                "model": self.model, **decoding, "max_tokens": max_new_tokens,
                 "messages": [{"role": "system", "content": self.system_message}, {"role": "user", "content": prompt}],
             }
-        return "/v1/completions", {"model": self.model, "prompt": prompt, "temperature": 0, "max_tokens": max_new_tokens}
+        return "/v1/completions", {"model": self.model, "prompt": prompt, **decoding, "max_tokens": max_new_tokens}
 
     def _count(self, attr: str, failure: str | None = None) -> None:
         with self._stats_lock:
@@ -127,9 +132,10 @@ class ApiBackend:
         self._count("", failure=last)
         raise ApiError(f"{self.base_url}{endpoint}: request failed after {self.max_retries} retries ({last})")
 
-    def request(self, prompt: str, max_new_tokens: int) -> tuple[str, dict, bool]:
-        """(completion text, the response's ``usage`` or {}, whether it came from the cache); raises ApiError."""
-        endpoint, payload = self._payload(prompt, max_new_tokens)
+    def request(self, prompt: str, max_new_tokens: int, sampling: Sampling | None = None) -> tuple[str, dict, bool]:
+        """(completion text, the response's ``usage`` or {}, whether it came from the cache); raises ApiError. A
+        sampled request is cached by its seed too, so every sample of a prompt is its own entry."""
+        endpoint, payload = self._payload(prompt, max_new_tokens, sampling)
         key = hashlib.sha256(json.dumps([self.base_url, endpoint, payload], sort_keys=True).encode()).hexdigest()
         body = self.cache.get(key)
         cached = body is not None
@@ -146,15 +152,15 @@ class ApiBackend:
         usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
         return text or "", usage, cached
 
-    def complete_one(self, prompt: str, max_new_tokens: int) -> str:
-        return self.request(prompt, max_new_tokens)[0]
+    def complete_one(self, prompt: str, max_new_tokens: int, sampling: Sampling | None = None) -> str:
+        return self.request(prompt, max_new_tokens, sampling)[0]
 
-    def complete(self, prompts: list[str], max_new_tokens: int) -> list[str]:
+    def complete(self, prompts: list[str], max_new_tokens: int, sampling: Sampling | None = None) -> list[str]:
         """Completions in prompt order; a failed request yields ``None`` in its place (counted in stats)."""
 
         def one(prompt: str) -> str | None:
             try:
-                return self.complete_one(prompt, max_new_tokens)
+                return self.complete_one(prompt, max_new_tokens, sampling)
             except ApiError:
                 return None
 

@@ -1,4 +1,4 @@
-"""Greedy completion with vLLM (GPU), for long generations over many samples.
+"""Completion with vLLM (GPU), greedy or sampled, for long generations over many samples.
 
 The adapter is merged into the base weights and saved once to a scratch folder, which vLLM then loads:
 merging keeps embed_tokens/lm_head adapters and untied embeddings exact, which vLLM's LoRA path does not
@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from firmlm import models
+from firmlm.evaluate.backends import Sampling
 
 
 def vllm_available() -> bool:
@@ -25,8 +26,17 @@ def vllm_available() -> bool:
     return torch.cuda.is_available()
 
 
+def use_vllm(engine: str, key: str) -> bool:
+    """Whether an ``engine`` setting (auto, transformers, vllm; config key ``key``) picks vLLM here."""
+    if engine == "vllm" and not vllm_available():
+        from firmlm.errors import StageError
+
+        raise StageError(f"{key} = 'vllm': vllm is not installed or no CUDA device is visible")
+    return engine == "vllm" or (engine == "auto" and vllm_available())
+
+
 class VllmBackend:
-    """Batched greedy decoding through ``vllm.LLM`` (continuous batching does the scheduling)."""
+    """Batched decoding through ``vllm.LLM`` (continuous batching does the scheduling)."""
 
     def __init__(self, model_ref: str, adapter: Path | None, name: str, max_prompt_tokens: int, gpu_memory_utilization: float = 0.85):
         from vllm import LLM
@@ -45,7 +55,7 @@ class VllmBackend:
         self.llm = LLM(model=str(folder), dtype="bfloat16", gpu_memory_utilization=gpu_memory_utilization)
         self.tokenizer = self.llm.get_tokenizer()
 
-    def complete(self, prompts: list[str], max_new_tokens: int) -> list[str]:
+    def complete(self, prompts: list[str], max_new_tokens: int, sampling: Sampling | None = None) -> list[str]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
@@ -54,7 +64,9 @@ class VllmBackend:
             TokensPrompt(prompt_token_ids=[eos, *self.tokenizer(p, add_special_tokens=False)["input_ids"]][-self.max_prompt_tokens:])
             for p in prompts
         ]
-        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True)
+        decoding = {"temperature": 0.0} if sampling is None else {
+            "temperature": sampling.temperature, "top_p": sampling.top_p, "seed": sampling.seed}
+        params = SamplingParams(max_tokens=max_new_tokens, skip_special_tokens=True, **decoding)
         outputs = self.llm.generate(token_prompts, params, use_tqdm=False)
         return [o.outputs[0].text for o in outputs]
 

@@ -78,40 +78,21 @@ void Reset_Handler(void)
 void Fault_Handler(void) { firmlm_exit(134); }
 void Default_Handler(void) { firmlm_exit(135); }
 
-/* A task defines any of these to handle its interrupt; the others fall to Default_Handler. */
+/* A task defines any of these to handle its interrupt; the others fall to Default_Handler. vectors.h names the
+ * device's interrupts (TIM2_IRQHandler ...), or IRQ<n>_Handler on a board without a device header. */
+#include "vectors.h"
 #define WEAK_HANDLER(name) void name(void) __attribute__((weak, alias("Default_Handler")))
 WEAK_HANDLER(SVC_Handler);
 WEAK_HANDLER(PendSV_Handler);
 WEAK_HANDLER(SysTick_Handler);
-WEAK_HANDLER(IRQ0_Handler); WEAK_HANDLER(IRQ1_Handler); WEAK_HANDLER(IRQ2_Handler); WEAK_HANDLER(IRQ3_Handler);
-WEAK_HANDLER(IRQ4_Handler); WEAK_HANDLER(IRQ5_Handler); WEAK_HANDLER(IRQ6_Handler); WEAK_HANDLER(IRQ7_Handler);
-WEAK_HANDLER(IRQ8_Handler); WEAK_HANDLER(IRQ9_Handler); WEAK_HANDLER(IRQ10_Handler); WEAK_HANDLER(IRQ11_Handler);
-WEAK_HANDLER(IRQ12_Handler); WEAK_HANDLER(IRQ13_Handler); WEAK_HANDLER(IRQ14_Handler); WEAK_HANDLER(IRQ15_Handler);
-WEAK_HANDLER(IRQ16_Handler); WEAK_HANDLER(IRQ17_Handler); WEAK_HANDLER(IRQ18_Handler); WEAK_HANDLER(IRQ19_Handler);
-WEAK_HANDLER(IRQ20_Handler); WEAK_HANDLER(IRQ21_Handler); WEAK_HANDLER(IRQ22_Handler); WEAK_HANDLER(IRQ23_Handler);
-WEAK_HANDLER(IRQ24_Handler); WEAK_HANDLER(IRQ25_Handler); WEAK_HANDLER(IRQ26_Handler); WEAK_HANDLER(IRQ27_Handler);
-WEAK_HANDLER(IRQ28_Handler); WEAK_HANDLER(IRQ29_Handler); WEAK_HANDLER(IRQ30_Handler); WEAK_HANDLER(IRQ31_Handler);
-WEAK_HANDLER(IRQ32_Handler); WEAK_HANDLER(IRQ33_Handler); WEAK_HANDLER(IRQ34_Handler); WEAK_HANDLER(IRQ35_Handler);
-WEAK_HANDLER(IRQ36_Handler); WEAK_HANDLER(IRQ37_Handler); WEAK_HANDLER(IRQ38_Handler); WEAK_HANDLER(IRQ39_Handler);
-WEAK_HANDLER(IRQ40_Handler); WEAK_HANDLER(IRQ41_Handler); WEAK_HANDLER(IRQ42_Handler); WEAK_HANDLER(IRQ43_Handler);
-WEAK_HANDLER(IRQ44_Handler); WEAK_HANDLER(IRQ45_Handler); WEAK_HANDLER(IRQ46_Handler); WEAK_HANDLER(IRQ47_Handler);
-WEAK_HANDLER(IRQ48_Handler); WEAK_HANDLER(IRQ49_Handler); WEAK_HANDLER(IRQ50_Handler); WEAK_HANDLER(IRQ51_Handler);
-WEAK_HANDLER(IRQ52_Handler); WEAK_HANDLER(IRQ53_Handler); WEAK_HANDLER(IRQ54_Handler); WEAK_HANDLER(IRQ55_Handler);
-WEAK_HANDLER(IRQ56_Handler); WEAK_HANDLER(IRQ57_Handler); WEAK_HANDLER(IRQ58_Handler); WEAK_HANDLER(IRQ59_Handler);
-WEAK_HANDLER(IRQ60_Handler); WEAK_HANDLER(IRQ61_Handler); WEAK_HANDLER(IRQ62_Handler); WEAK_HANDLER(IRQ63_Handler);
+#define DECLARE_IRQ(number, name) WEAK_HANDLER(name);
+FIRMLM_IRQS(DECLARE_IRQ)
+#define VECTOR(number, name) [16 + (number)] = name,
 
-__attribute__((section(".isr_vector"), used)) void (*const firmlm_vectors[16 + 64])(void) = {
+__attribute__((section(".isr_vector"), used)) void (*const firmlm_vectors[16 + FIRMLM_IRQ_COUNT])(void) = {
     (void (*)(void))&_estack, Reset_Handler, Fault_Handler /* NMI */, Fault_Handler /* HardFault */,
     Fault_Handler /* MemManage */, Fault_Handler /* BusFault */, Fault_Handler /* UsageFault */, 0, 0, 0, 0,
     SVC_Handler, Default_Handler /* DebugMon */, 0, PendSV_Handler, SysTick_Handler,
-    IRQ0_Handler, IRQ1_Handler, IRQ2_Handler, IRQ3_Handler, IRQ4_Handler, IRQ5_Handler, IRQ6_Handler,
-    IRQ7_Handler, IRQ8_Handler, IRQ9_Handler, IRQ10_Handler, IRQ11_Handler, IRQ12_Handler, IRQ13_Handler,
-    IRQ14_Handler, IRQ15_Handler, IRQ16_Handler, IRQ17_Handler, IRQ18_Handler, IRQ19_Handler, IRQ20_Handler,
-    IRQ21_Handler, IRQ22_Handler, IRQ23_Handler, IRQ24_Handler, IRQ25_Handler, IRQ26_Handler, IRQ27_Handler,
-    IRQ28_Handler, IRQ29_Handler, IRQ30_Handler, IRQ31_Handler, IRQ32_Handler, IRQ33_Handler, IRQ34_Handler,
-    IRQ35_Handler, IRQ36_Handler, IRQ37_Handler, IRQ38_Handler, IRQ39_Handler, IRQ40_Handler, IRQ41_Handler,
-    IRQ42_Handler, IRQ43_Handler, IRQ44_Handler, IRQ45_Handler, IRQ46_Handler, IRQ47_Handler, IRQ48_Handler,
-    IRQ49_Handler, IRQ50_Handler, IRQ51_Handler, IRQ52_Handler, IRQ53_Handler, IRQ54_Handler, IRQ55_Handler,
-    IRQ56_Handler, IRQ57_Handler, IRQ58_Handler, IRQ59_Handler, IRQ60_Handler, IRQ61_Handler, IRQ62_Handler,
-    IRQ63_Handler,
+    [16 ... 16 + FIRMLM_IRQ_COUNT - 1] = Default_Handler, /* numbers the device leaves out */
+    FIRMLM_IRQS(VECTOR)
 };
