@@ -372,13 +372,16 @@ ExecTarget = Literal["host", "host-cpp", "qemu-stm32f405", "qemu-nrf51", "qemu-m
 
 class ExecConfig(Strict):
     """Execution-grounded tasks: models complete firmware tasks, which are built with a harness and run in a
-    sandbox (host gcc, or Cortex-M boards in QEMU); pass@1 and the failure classes per model (`firmlm exec`)."""
+    sandbox (host gcc/g++, Cortex-M boards in QEMU, Icarus Verilog); pass@k, the failure classes, pass@1 after
+    repair and the general-code forgetting check per model (`firmlm exec`)."""
 
     enabled: bool = Field(False, description="Run this stage in `firmlm run` (after eval).")
     tasks: Path | None = Field(None, description="A task file or folder of them; default: firmlm's own suite "
                                "(src/firmlm/exec/suite). Relative to the config file.")
     targets: list[ExecTarget] = Field(
         default_factory=list, description="Only tasks for these targets; empty: every task.")
+    select: list[str] = Field(default_factory=list, description="Only tasks whose id matches one of these glob "
+                              "patterns (`stm32f4-*`, `general-*`); empty: every task.")
     models: list[EvalModelConfig] = Field(
         default_factory=lambda: [EvalModelConfig(name="base"), EvalModelConfig(name="final", adapter="final")],
         description="Models that answer, in eval.models' format: completion models continue the task's prompt, "

@@ -50,3 +50,17 @@ def test_cli_exit_status_follows_the_checks(tmp_path):
 def test_cli_without_check_references_says_what_exists():
     done = _cli()
     assert done.returncode == 2 and "--check-references" in done.stdout + done.stderr
+
+
+def test_the_readmes_task_example_is_a_valid_task(tmp_path):
+    """The README's complete task file: its reference passes and both wrong solutions fail."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("A task is one YAML file")[1].split("```yaml\n")[1].split("```\n")[0]
+    (tmp_path / "example.yaml").write_text(block)
+    [check], errors = check_references(tmp_path)
+    assert not errors
+    if not check.supported:
+        pytest.skip(check.reference.detail)
+    assert check.ok and [w.stage for w in check.wrong] == ["wrong_output", "wrong_output"], check

@@ -85,6 +85,10 @@ def test_a_task_selection_that_leaves_nothing_is_an_error(tiny_config, tmp_path)
                       "exec.targets=[rtl-iverilog]", "exec.models=[base]")
     with pytest.raises(StageError, match="no tasks to run"):
         run_stages(cfg, ["exec"])
+    cfg = tiny_config("train.enabled=false", "exec.enabled=true", f"exec.tasks={tmp_path}", "exec.select=[crc16-*]",
+                      "exec.models=[base]")
+    with pytest.raises(StageError, match=r"select \['crc16-\*'\]"):
+        run_stages(cfg, ["exec"])
 
 
 def _coin_oracle(tasks: list[dict], seen: list[dict]):

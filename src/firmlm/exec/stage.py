@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+from fnmatch import fnmatchcase
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,9 +169,11 @@ def run_exec(cfg: ExecConfig, model_ref: str, train_dir: Path | None, bf16: bool
     tasks, task_errors = load_tasks(Path(cfg.tasks) if cfg.tasks else suite_dir())
     if cfg.targets:
         tasks = [t for t in tasks if t.target in cfg.targets]
+    if cfg.select:
+        tasks = [t for t in tasks if any(fnmatchcase(t.id, pattern) for pattern in cfg.select)]
     if not tasks:
-        raise StageError(f"exec: no tasks to run (tasks {cfg.tasks or suite_dir()}, targets {cfg.targets or 'all'}; "
-                         f"{len(task_errors)} task files unreadable)")
+        raise StageError(f"exec: no tasks to run (tasks {cfg.tasks or suite_dir()}, targets {cfg.targets or 'all'}, "
+                         f"select {cfg.select or 'all'}; {len(task_errors)} task files unreadable)")
     ks = sorted({k for k in cfg.pass_at if k <= cfg.samples} | {1})
     workers = cfg.workers or os.cpu_count() or 1
     specs, skipped = resolve_models(cfg.models, model_ref, train_dir)
