@@ -175,6 +175,31 @@ def exec_(config: Annotated[Path | None, typer.Option("--config", "-c", help="Ru
 
 
 @app.command()
+def sweep(config: ConfigOpt, set_: SetOpt = None,
+          report: Annotated[bool, typer.Option("--report", help="Only analyse the study as it stands: the trial "
+                                               "table, marginal effects, curves and the rank-LR fit.")] = False,
+          ) -> None:
+    """Run a worker of the config's sweep (Optuna study; start several to share it), then print its analysis."""
+    from firmlm.report.sweep import sweep_lines
+    from firmlm.sweep.stage import SWEEP_DIR, run_analysis, run_sweep
+
+    cfg = load_config(config, set_ or [])
+    summary = run_analysis(cfg) if report else run_sweep(cfg)
+    folder = cfg.run_dir / SWEEP_DIR
+    (folder / "figures").mkdir(parents=True, exist_ok=True)
+
+    def figure(md: list[str], name: str, caption: str, draw) -> None:
+        draw(folder / name)
+        md.extend([f"![{caption}]({name})", ""])
+
+    text = "\n".join(sweep_lines(summary, figure)) + "\n"
+    from firmlm.runs import atomic_write_text
+
+    atomic_write_text(folder / "report.md", text)
+    print(text)
+
+
+@app.command()
 def export(config: ConfigOpt, set_: SetOpt = None,
            out: Annotated[Path | None, typer.Option("--out", help="Folder for the merged model (default RUN/train/merged).")] = None) -> None:
     """Merge the trained adapter into the base model and save a plain transformers folder."""

@@ -463,6 +463,57 @@ class MapConfig(Strict):
                                    "vocabulary.yaml. Relative to the config file.")
 
 
+class SweepParamConfig(Strict):
+    """One axis of a sweep's search space."""
+
+    type: Literal["categorical", "int", "float", "log_float"] = Field(
+        description="`categorical` picks from `choices`; `int`, `float` and `log_float` (sampled on a log scale) "
+        "from low..high.")
+    choices: list[Any] | None = Field(None, description="Values of a categorical axis (numbers, strings, booleans).")
+    low: float | None = Field(None, description="Smallest value (int, float, log_float).")
+    high: float | None = Field(None, description="Largest value (int, float, log_float).")
+    step: float | None = Field(None, gt=0, description="Grid step of an int or float axis (None: continuous / 1).")
+
+
+class SweepPruningConfig(Strict):
+    """When a trial is stopped early."""
+
+    enabled: bool = Field(True, description="Stop diverging trials and trials behind the median.")
+    divergence_ratio: float = Field(3.0, gt=1.0, description="A smoothed loss above this x the trial's first loss "
+                                    "(or NaN) is divergence.")
+    median: bool = Field(True, description="Stop a trial whose smoothed loss is worse than the median of earlier "
+                         "trials at the same step (Optuna's MedianPruner).")
+    startup_trials: int = Field(3, ge=0, description="Trials that finish before the median rule applies.")
+    warmup_steps: int = Field(5, ge=0, description="Steps of a trial before the median rule applies to it.")
+
+
+class SweepConfig(Strict):
+    """Bayesian (or grid / random) search over config keys on an Optuna study (`firmlm sweep`). Each trial is a
+    train run (and an eval run when the objective needs one) in its own process and run directory, reusing this
+    run's corpus and token cache."""
+
+    space: dict[str, SweepParamConfig] = Field(
+        default_factory=dict, description="Config keys (dotted, e.g. `train.lora.rank`) and their axes.")
+    sampler: Literal["tpe", "gp", "grid", "random"] = Field("tpe", description="Optuna sampler; `grid` needs "
+                                                              "categorical or stepped axes.")
+    n_trials: int = Field(10, ge=1, description="Trials to finish (completed or pruned, duplicates not counted), "
+                          "shared by every worker on the study.")
+    objective: Literal["final_loss", "min_loss", "heldout_perplexity", "indomain_perplexity"] = Field(
+        "final_loss", description="Minimised: the last or the lowest smoothed training loss, or the trained "
+        "adapter's perplexity on a split (the trial then runs eval too).")
+    steps: int | None = Field(None, ge=1, description="Optimizer steps per trial (train.max_steps).")
+    minutes: float | None = Field(None, gt=0, description="Wall-clock minutes per trial (train.max_minutes).")
+    storage: str | None = Field(None, description="Optuna database URL (sqlite:///..., postgresql+psycopg://...); "
+                                "None: sqlite in RUN/sweep/study.db. Workers on several machines share one URL.")
+    study_name: str = Field("firmlm", min_length=1, description="Study name in the database.")
+    seed: int = Field(0, description="Sampler seed.")
+    pruning: SweepPruningConfig = Field(default_factory=SweepPruningConfig)
+    heartbeat_s: int = Field(20, ge=1, description="A running trial's worker writes a heartbeat this often.")
+    grace_s: int = Field(60, ge=2, description="A running trial without a heartbeat for this long is failed (its "
+                         "worker was killed) and queued again.")
+    max_retries: int = Field(1, ge=0, description="Times a failed trial's parameters are queued again.")
+
+
 class FirmlmConfig(Strict):
     """A whole run."""
 
@@ -476,6 +527,7 @@ class FirmlmConfig(Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     exec: ExecConfig = Field(default_factory=ExecConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    sweep: SweepConfig = Field(default_factory=SweepConfig)
 
 
 def _parse_override(item: str) -> tuple[list[str], Any]:

@@ -21,6 +21,7 @@ from firmlm.report.figures import (
 )
 from firmlm.report.headline import headline, headline_lines, trained
 from firmlm.report.execution import execution_lines
+from firmlm.report.sweep import sweep_lines
 from firmlm.report.html import page
 from firmlm.report.specmap import mapping_lines
 from firmlm.report.tables import (
@@ -124,6 +125,9 @@ def render_report(run_root: Path, out: StageOutput) -> None:
     execution = _read_json(run_root / "exec" / "summary.json")
     if execution and execution.get("models"):
         md += execution_lines(execution, figure)
+    sweep = _read_json(run_root / "sweep" / "summary.json")
+    if sweep and sweep.get("trials"):
+        md += sweep_lines(sweep, figure)
     sections = [(None, ["# firmlm report", ""]), ("headline", top), (None, md)]
     atomic_write_text(out.path / "report.md", "\n".join(line for _, lines in sections for line in lines) + "\n")
     atomic_write_text(out.path / "report.html", page(sections, out.path))
