@@ -512,6 +512,9 @@ class SweepConfig(Strict):
     grace_s: int = Field(60, ge=2, description="A running trial without a heartbeat for this long is failed (its "
                          "worker was killed) and queued again.")
     max_retries: int = Field(1, ge=0, description="Times a failed trial's parameters are queued again.")
+    launcher: list[str] = Field(default_factory=list, description="Command prefix of a trial's `firmlm run` child, "
+                                "e.g. [accelerate, launch, --config_file, configs/accelerate/ddp-8gpu.yaml, -m] for "
+                                "multi-GPU trials; empty: this Python (`python -m`).")
 
 
 class FirmlmConfig(Strict):

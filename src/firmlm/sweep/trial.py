@@ -197,7 +197,8 @@ def run_trial(parent: FirmlmConfig, params: dict[str, Any], trial_dir: Path,
     tail = MetricsTail(trial_dir / "train" / "metrics.jsonl")
     env = {**os.environ, "TTY_INTERACTIVE": "0"}
     with (trial_dir / "trial.log").open("ab") as log:
-        process = subprocess.Popen([sys.executable, "-m", "firmlm", "run", "-c", str(config_path)],
+        launcher = parent.sweep.launcher or [sys.executable, "-m"]
+        process = subprocess.Popen([*launcher, "firmlm", "run", "-c", str(config_path)],
                                    stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                                    preexec_fn=_die_with_parent)
         try:
