@@ -17,6 +17,7 @@ def test_both_lr_groups_follow_the_schedule_every_step(tiny_config):
     run_stages(cfg, ["corpus", "train"])
     rows = [json.loads(ln) for ln in (Path(cfg.run_dir) / "train" / "metrics.jsonl").read_text().splitlines()]
     for r in rows:
+        assert 0 <= r["token_accuracy"] <= 1 and 0 < r["entropy"] < 12  # sampled figures, nats (vocab < e^12)
         expected = 1e-3 * cosine_factor(r["step"] - 1, 10, 2, 0.1)
         assert r["lr"] == pytest.approx(expected, rel=1e-6)
         assert r["lr_embed"] == pytest.approx(0.5 * expected, rel=1e-6)

@@ -1,5 +1,5 @@
-"""The report's sweep section (also `firmlm sweep --report`): a row per trial like the Spark paper's Tables 7 and
-9, the marginal effect of each axis like its Table 8, loss and gradient-norm curves grouped by rank, and the
+"""The report's sweep section (also `firmlm sweep --report`): a row per trial like the Spark paper's Tables 7, 9
+and 12, the marginal effect of each axis like its Table 8, loss and gradient-norm curves grouped by rank, and the
 largest stable LR against rank on log-log axes next to the r^-0.5 prediction. Reads RUN/sweep/summary.json."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def _short(key: str) -> str:
 def trial_table(summary: dict[str, Any]) -> list[str]:
     keys = list(summary.get("space") or {})
     head = ["trial", "state", *map(_short, keys), "steps", "initial loss", "final loss", "min loss", "reduction",
-            "peak grad norm", "mean grad norm", "objective", "why stopped"]
+            "peak grad norm", "mean grad norm", "token accuracy", "entropy", "objective", "why stopped"]
     md = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in summary.get("trials") or []:
         f = row.get("figures") or {}
@@ -36,7 +36,8 @@ def trial_table(summary: dict[str, Any]) -> list[str]:
             str(row["number"]), row["state"], *[_num(row["params"].get(k)) for k in keys], _num(f.get("steps")),
             _num(f.get("initial_loss")), _num(f.get("final_loss")), _num(f.get("min_loss")),
             fmt.MISSING if reduction is None else f"{reduction:.1f}%", _num(f.get("peak_grad_norm"), 3),
-            _num(f.get("mean_grad_norm"), 3), _num(row.get("value")),
+            _num(f.get("mean_grad_norm"), 3), _num(f.get("token_accuracy"), 3), _num(f.get("entropy"), 3),
+            _num(row.get("value")),
             (row.get("reason") or "").replace("|", "/")[:80]]) + " |")
     return md
 

@@ -82,6 +82,8 @@ class Curve:
     loss: list[float] = field(default_factory=list)
     smoothed: list[float] = field(default_factory=list)
     grad_norm: list[float] = field(default_factory=list)
+    token_accuracy: list[float] = field(default_factory=list)
+    entropy: list[float] = field(default_factory=list)
 
     def add(self, row: dict[str, Any]) -> float:
         loss = row.get("loss")
@@ -95,10 +97,14 @@ class Curve:
         self.loss.append(loss)
         self.smoothed.append(value)
         self.grad_norm.append(float(row.get("grad_norm") or float("nan")))
+        for series, key in ((self.token_accuracy, "token_accuracy"), (self.entropy, "entropy")):
+            if row.get(key) is not None:
+                series.append(float(row[key]))
         return value
 
     def figures(self) -> dict[str, Any]:
-        """The paper's Table 7/9 columns: initial, final and minimum loss, reduction, peak and mean grad norm."""
+        """The paper's Table 7/9 columns (initial, final and minimum loss, reduction, peak and mean grad norm) and its
+        Table 12 columns (token accuracy and predictive entropy, means over the last tenth of the steps)."""
         finite = [v for v in self.smoothed if math.isfinite(v)]
         norms = [g for g in self.grad_norm if math.isfinite(g)]
         initial = self.loss[0] if self.loss else None
@@ -109,6 +115,9 @@ class Curve:
                "mean_grad_norm": sum(norms) / len(norms) if norms else None}
         if initial and final is not None and math.isfinite(final) and math.isfinite(initial):
             out["loss_reduction_pct"] = 100 * (initial - final) / initial
+        for key, series in (("token_accuracy", self.token_accuracy), ("entropy", self.entropy)):
+            tail = [v for v in series[-max(1, len(series) // 10):] if math.isfinite(v)]  # the last tenth of steps
+            out[key] = sum(tail) / len(tail) if tail else None
         return out
 
     def thinned(self) -> dict[str, list]:

@@ -17,6 +17,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from firmlm.train import predictions
+
 log = logging.getLogger(__name__)
 IGNORE = -100
 CHUNK_BYTES = 256 << 20  # fp32 logits of one chunk
@@ -135,8 +137,19 @@ class FusedHeadLoss:
             return None
         return cls(causal_lm, compiled)
 
-    def __call__(self, inputs: dict[str, torch.Tensor], num_items_in_batch: torch.Tensor | int | None) -> torch.Tensor:
+    def __call__(self, inputs: dict[str, torch.Tensor], num_items_in_batch: torch.Tensor | int | None,
+                 with_predictions: bool = False):
+        """The loss; with ``with_predictions``, (loss, :func:`~firmlm.train.predictions.prediction_stats`), the
+        sample's logits computed once more from its hidden states without gradients."""
         labels = inputs["labels"]
         features = {k: v for k, v in inputs.items() if k != "labels"}
         hidden = self.backbone(**features, use_cache=False).last_hidden_state
-        return chunked_lm_loss(hidden, self.head.weight, labels, num_items_in_batch, compiled=self.compiled)
+        loss = chunked_lm_loss(hidden, self.head.weight, labels, num_items_in_batch, compiled=self.compiled)
+        if not with_predictions:
+            return loss
+        with torch.no_grad():
+            rows, targets = predictions.shifted(hidden, labels)
+            keep = (targets != IGNORE).nonzero().squeeze(1)[:predictions.SAMPLE_ROWS]
+            dtype = _compute_dtype(hidden)
+            logits = rows[keep].to(dtype) @ self.head.weight.to(dtype).T
+            return loss, predictions.prediction_stats(logits, targets[keep])

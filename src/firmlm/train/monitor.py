@@ -41,6 +41,7 @@ class StepRecord:
     def __init__(self) -> None:
         self.loss: torch.Tensor | None = None
         self.inputs: dict[str, torch.Tensor] | None = None
+        self.predictions: torch.Tensor | None = None  # [correct, entropy sum, positions] of the sampled positions
 
     def add(self, loss: torch.Tensor, inputs: dict[str, torch.Tensor]) -> None:
         """One micro-step (losses are scaled so that they sum to the optimizer step's mean loss); kept on the
@@ -48,6 +49,19 @@ class StepRecord:
         loss = loss.detach().float()
         self.loss = loss if self.loss is None else self.loss + loss
         self.inputs = inputs
+
+    def add_predictions(self, stats: torch.Tensor) -> None:
+        """A micro-step's :func:`~firmlm.train.predictions.prediction_stats` (kept on the device)."""
+        stats = stats.detach().float()
+        self.predictions = stats if self.predictions is None else self.predictions + stats.to(self.predictions)
+
+    def pop_predictions(self) -> tuple[float | None, float | None]:
+        """(token accuracy, mean predictive entropy in nats) of the step's sampled positions, averaged over ranks."""
+        value, self.predictions = self.predictions, None
+        if value is None or float(value[2]) == 0:
+            return None, None
+        correct, entropy, positions = (float(v) for v in value)
+        return mean_over_ranks(correct / positions), mean_over_ranks(entropy / positions)
 
     def pop_loss(self) -> float | None:
         """The step's loss averaged over ranks (the Trainer's own figure is an accumulator that one NaN poisons)."""
@@ -170,6 +184,7 @@ class TrainingMonitor(TrainerCallback):
             return
         step = state.global_step
         raw = self.record.pop_loss()
+        accuracy, entropy = self.record.pop_predictions()
         loss = raw if raw is not None else _num(logs.get("loss"))
         grad_norm = _num(logs.get("grad_norm"))
         self.skipped_here = _skipped(optimizer)
@@ -183,6 +198,8 @@ class TrainingMonitor(TrainerCallback):
             "step": step,
             "loss": loss,
             "grad_norm": grad_norm,
+            "token_accuracy": _round(accuracy, 4),
+            "entropy": _round(entropy, 4),
             "lr": self.lrs.get("main"),
             "lr_embed": self.lrs.get("embed"),
             "tokens": step * self.tokens_per_step,

@@ -16,6 +16,7 @@ from firmlm.distributed import any_rank
 from firmlm.train.head_loss import FusedHeadLoss
 from firmlm.train.masking import capture_attention_inputs, verify_document_masking
 from firmlm.train.monitor import StepRecord, StopRequest
+from firmlm.train.predictions import prediction_stats, shifted
 from firmlm.train.optim import build_optimizer, build_scheduler
 from firmlm.train.signals import StopFlag
 
@@ -47,11 +48,21 @@ class FirmlmTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The model's own loss, or the fused head loss: the same figure (sum over predicted tokens divided by
-        ``num_items_in_batch``, else the mean), under the Trainer's autocast."""
-        if self.head_loss is None or return_outputs or "labels" not in inputs:
+        ``num_items_in_batch``, else the mean), under the Trainer's autocast. Training steps also record the
+        sampled token accuracy and predictive entropy (:mod:`firmlm.train.predictions`)."""
+        if "labels" not in inputs or not model.training:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if self.head_loss is None:
+            loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
+            self.record.add_predictions(prediction_stats(*shifted(outputs.logits, inputs["labels"])))
+            return (loss, outputs) if return_outputs else loss
+        if return_outputs:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         with self.accelerator.autocast():
-            return self.head_loss(inputs, num_items_in_batch if self.model_accepts_loss_kwargs else None)
+            loss, stats = self.head_loss(inputs, num_items_in_batch if self.model_accepts_loss_kwargs else None,
+                                         with_predictions=True)
+        self.record.add_predictions(stats)
+        return loss
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         if self.mask_checks_left > 0:
