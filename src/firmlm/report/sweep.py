@@ -57,9 +57,12 @@ def marginal_table(summary: dict[str, Any]) -> list[str]:
 def fit_lines(fit: dict[str, Any] | None) -> list[str]:
     if not fit or not fit.get("points"):
         return ["No rank–LR fit: the space needs both train.lora.rank and train.lr, and a stable trial."]
-    md = ["| rank | largest stable LR | trials | unstable | censored |", "|---:|---:|---:|---:|---|"]
-    md += [f"| {p['rank']:g} | {p['max_stable_lr']:.3g} | {p['trials']} | {p['unstable']} | "
-           f"{'yes' if p['censored'] else 'no'} |" for p in fit["points"]]
+    md = ["| rank | largest stable LR | smallest unstable LR above | limit (geometric midpoint) | trials | unstable |",
+          "|---:|---:|---:|---:|---:|---:|"]
+    md += [f"| {p['rank']:g} | {p['max_stable_lr']:.3g} | "
+           f"{'none (censored)' if p['censored'] else format(p['min_unstable_lr'], '.3g')} | "
+           f"{fmt.MISSING if p['limit'] is None else format(p['limit'], '.3g')} | {p['trials']} | {p['unstable']} |"
+           for p in fit["points"]]
     if fit.get("slope") is None:
         md += ["", f"No slope: it needs uncensored limits at two ranks or more ({fit.get('fitted_points', 0)} here)."]
     else:
@@ -70,12 +73,12 @@ def fit_lines(fit: dict[str, Any] | None) -> list[str]:
         if ci:
             verdict = (" The prediction lies inside the interval." if fit.get("prediction_inside_ci95")
                        else " The prediction lies outside the interval.")
-        md += ["", f"log-log slope of the largest stable LR against rank over {fit['fitted_points']} uncensored "
-               f"points: {fit['slope']:.2f}{interval}; the paper predicts {fit['predicted_slope']}.{verdict}"]
+        md += ["", f"log-log slope of the LR stability limit against rank over {fit['fitted_points']} uncensored "
+               f"ranks: {fit['slope']:.2f}{interval}; the paper predicts {fit['predicted_slope']}.{verdict}"]
     if fit.get("censored_points"):
-        md.append(f"{fit['censored_points']} of {len(fit['points'])} points are censored (the largest LR searched "
-                  "at that rank was stable, so the true limit may be higher) and left out of the fit: widen the "
-                  "LR range to pin them.")
+        md.append(f"{fit['censored_points']} of {len(fit['points'])} ranks are censored (no LR above the largest "
+                  "stable one diverged there, so the limit may be anywhere higher) and left out of the fit: widen "
+                  "the LR range to pin them.")
     return md
 
 
@@ -85,11 +88,12 @@ def curves_figure(summary: dict[str, Any], path: Path) -> None:
 
     plt = pyplot()
     rows = [r for r in summary.get("trials") or [] if (r.get("curve") or {}).get("step")]
-    ranks = sorted({str(r["params"].get("train.lora.rank", "-")) for r in rows})
+    ranks = [str(v) for v in sorted({r["params"].get("train.lora.rank", "-") for r in rows}, key=str)]
+    ranks.sort(key=lambda v: (0, float(v)) if v.replace(".", "", 1).isdigit() else (1, 0))
     colours = {rank: plt.get_cmap("viridis")(i / max(1, len(ranks) - 1)) for i, rank in enumerate(ranks)}
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     seen: set[str] = set()
-    for row in rows:
+    for row in sorted(rows, key=lambda r: ranks.index(str(r["params"].get("train.lora.rank", "-")))):
         rank = str(row["params"].get("train.lora.rank", "-"))
         curve = row["curve"]
         style = "-" if row["stable"] else ":"
@@ -106,27 +110,34 @@ def curves_figure(summary: dict[str, Any], path: Path) -> None:
 
 
 def fit_figure(fit: dict[str, Any], path: Path) -> None:
-    """Largest stable LR against rank on log-log axes, the fitted line and the r^-0.5 prediction through the
-    points' mean."""
+    """The LR stability bracket per rank (largest stable to smallest unstable) on log-log axes, the fitted line
+    through the brackets' midpoints and the r^-0.5 prediction through their mean."""
     from firmlm.report.figures import pyplot, save_figure
 
     plt = pyplot()
     points = fit["points"]
-    ranks = [p["rank"] for p in points]
-    lrs = [p["max_stable_lr"] for p in points]
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    ax.scatter(ranks, lrs, c=["tab:orange" if p["censored"] else "tab:blue" for p in points], zorder=3,
-               label="largest stable LR (orange: censored)")
-    mx = sum(math.log(r) for r in ranks) / len(ranks)
-    my = sum(math.log(v) for v in lrs) / len(lrs)
+    for p in points:
+        top = p["min_unstable_lr"] or p["max_stable_lr"] * 3
+        ax.plot([p["rank"], p["rank"]], [p["max_stable_lr"], top], ":" if p["censored"] else "-", color="tab:blue")
+        ax.scatter([p["rank"]], [p["max_stable_lr"]], color="tab:green", zorder=3)
+        if p["min_unstable_lr"]:
+            ax.scatter([p["rank"]], [p["min_unstable_lr"]], color="tab:red", marker="x", zorder=3)
+    limits = [p for p in points if p["limit"]]
+    ranks = [p["rank"] for p in points]
     span = [min(ranks) / 1.3, max(ranks) * 1.3]
     if fit.get("slope") is not None:
         ax.plot(span, [math.exp(fit["intercept"] + fit["slope"] * math.log(r)) for r in span],
-                label=f"fit, slope {fit['slope']:.2f}")
-    ax.plot(span, [math.exp(my + fit["predicted_slope"] * (math.log(r) - mx)) for r in span], "--",
-            label=f"prediction, slope {fit['predicted_slope']}")
+                label=f"fit through the midpoints, slope {fit['slope']:.2f}")
+    if limits:
+        mx = sum(math.log(p["rank"]) for p in limits) / len(limits)
+        my = sum(math.log(p["limit"]) for p in limits) / len(limits)
+        ax.plot(span, [math.exp(my + fit["predicted_slope"] * (math.log(r) - mx)) for r in span], "--",
+                label=f"prediction, slope {fit['predicted_slope']}")
+    ax.set_title("green: largest stable LR, red: smallest unstable", fontsize=9)
     ax.set(xscale="log", yscale="log", xlabel="LoRA rank", ylabel="learning rate")
-    ax.legend(fontsize=8)
+    if fit.get("slope") is not None or limits:
+        ax.legend(fontsize=8)
     save_figure(fig, path)
 
 
@@ -148,9 +159,9 @@ def sweep_lines(summary: dict[str, Any], figure: Figure | None = None) -> list[s
         figure(md, "figures/sweep_curves.png", "Loss and gradient-norm curves by rank",
                lambda path: curves_figure(summary, path))
     fit = summary.get("lr_rank_fit")
-    md += ["Largest stable learning rate against rank (Section 8.2 of the Spark paper: the largest stable LR "
+    md += ["The learning rate's stability limit against rank (Section 8.2 of the Spark paper: the largest stable LR "
            "scales as r^-0.5):", ""] + fit_lines(fit) + [""]
     if figure is not None and fit and fit.get("points"):
-        figure(md, "figures/sweep_lr_rank.png", "Largest stable LR against rank, log-log",
+        figure(md, "figures/sweep_lr_rank.png", "LR stability bracket against rank, log-log",
                lambda path: fit_figure(fit, path))
     return md

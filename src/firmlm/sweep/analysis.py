@@ -3,10 +3,11 @@ effect of each axis (Table 8), and the largest stable learning rate against the 
 (Section 8.2 predicts a slope of -0.5).
 
 A trial is *stable* when it completed or was stopped only for being behind the median; it is *unstable* when it
-diverged or failed. Per rank, the largest stable LR is the largest LR among its stable trials; when that is the
-largest LR searched at that rank the true limit may be higher (the point is marked ``censored``). The slope is an
-ordinary least-squares fit of log(LR) on log(rank) with its standard error (n - 2 degrees of freedom) and a 95%
-interval from Student's t, over the points that are not censored.
+diverged or failed. Per rank, the stability limit lies between the largest stable LR and the smallest unstable LR
+above it (its geometric midpoint is the point fitted); a rank without an unstable LR above its largest stable one
+is ``censored`` (the limit may be anywhere higher). The slope is an ordinary least-squares fit of log(limit) on
+log(rank) over the uncensored ranks, with its standard error (n - 2 degrees of freedom) and a 95% interval from
+Student's t.
 """
 
 from __future__ import annotations
@@ -78,7 +79,12 @@ _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
 
 
 def stable_lr_fit(rows: list[dict[str, Any]], rank_key: str = RANK_KEY, lr_key: str = LR_KEY) -> dict[str, Any] | None:
-    """The largest stable LR per rank and the log-log slope against rank, or None without both axes."""
+    """The stability limit of the LR per rank and the log-log slope against rank, or None without both axes.
+
+    Per rank the limit lies between the largest stable LR and the smallest unstable LR above it; the fit uses the
+    geometric midpoint of that bracket. A rank with no unstable LR above its largest stable one is censored (the
+    limit may be anywhere higher) and left out of the fit.
+    """
     ran = [r for r in rows if rank_key in r["params"] and lr_key in r["params"] and r["state"] != "running"]
     if not ran:
         return None
@@ -88,18 +94,22 @@ def stable_lr_fit(rows: list[dict[str, Any]], rank_key: str = RANK_KEY, lr_key: 
     points = []
     for rank, members in sorted(by_rank.items()):
         stable = [float(m["params"][lr_key]) for m in members if m["stable"]]
-        tried = [float(m["params"][lr_key]) for m in members]
-        if stable:
-            best = max(stable)
-            points.append({"rank": rank, "max_stable_lr": best, "trials": len(members),
-                           "unstable": sum(not m["stable"] for m in members), "censored": best >= max(tried)})
+        if not stable:
+            continue
+        best = max(stable)
+        above = [float(m["params"][lr_key]) for m in members if not m["stable"] and float(m["params"][lr_key]) > best]
+        first_unstable = min(above) if above else None
+        points.append({"rank": rank, "max_stable_lr": best, "min_unstable_lr": first_unstable,
+                       "limit": math.sqrt(best * first_unstable) if first_unstable else None,
+                       "trials": len(members), "unstable": sum(not m["stable"] for m in members),
+                       "censored": first_unstable is None})
     fit: dict[str, Any] = {"points": points, "rank_key": rank_key, "lr_key": lr_key,
                            "predicted_slope": PREDICTED_SLOPE, "slope": None, "stderr": None, "ci95": None}
-    limits = [p for p in points if not p["censored"]]  # a censored point only bounds its limit from below
+    limits = [p for p in points if not p["censored"]]
     fit["fitted_points"] = len(limits)
     if len(limits) >= 2:
         x = [math.log(p["rank"]) for p in limits]
-        y = [math.log(p["max_stable_lr"]) for p in limits]
+        y = [math.log(p["limit"]) for p in limits]
         n, mx, my = len(x), sum(x) / len(x), sum(y) / len(y)
         sxx = sum((a - mx) ** 2 for a in x)
         if sxx > 0:
