@@ -183,6 +183,27 @@ class MonitorConfig(Strict):
     nan_patience: int = Field(3, ge=1, description="Consecutive NaN/Inf steps that trigger an emergency checkpoint.")
 
 
+class MixtureConfig(Strict):
+    """Shares of the training tokens per source or category (the Spark paper's domain-only vs general-code study)."""
+
+    by: Literal["source", "category"] = Field("source", description="Group the train documents by corpus source "
+                                              "name or by category.")
+    weights: dict[str, float] = Field(default_factory=dict, description="Share (0 to 1) of the training tokens per "
+                                      "group, e.g. {general-c: 0.3}; 0 leaves a group out. Named shares sum to at most "
+                                      "1; groups not named share the rest in proportion to their size. Empty: the "
+                                      "corpus as it is.")
+
+    @field_validator("weights")
+    @classmethod
+    def _shares(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in value.items() if not 0 <= v <= 1}
+        if bad:
+            raise ValueError(f"each share must be within 0..1, got {bad}")
+        if sum(value.values()) > 1 + 1e-9:
+            raise ValueError(f"the shares sum to {sum(value.values()):g}, more than 1")
+        return value
+
+
 class TrainConfig(Strict):
     """Continual pretraining with LoRA."""
 
@@ -236,6 +257,7 @@ class TrainConfig(Strict):
         default_factory=list, description="Trackers besides metrics.jsonl (their packages: extra `tracking`)."
     )
     lora: LoraConfig = Field(default_factory=LoraConfig)
+    mixture: MixtureConfig = Field(default_factory=MixtureConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
 
     @field_validator("micro_batch_size", "max_steps", "threads")

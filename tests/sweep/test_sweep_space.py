@@ -41,3 +41,12 @@ def test_finite_spaces_are_enumerated(tiny_config):
     assert space_size(cfg.sweep.space) == 6 == len(configurations(cfg.sweep.space))
     assert space_size(tiny_config('sweep.space={"train.lr": {"type": "log_float", "low": 1e-4, "high": 1e-3}}')
                       .sweep.space) is None
+
+
+def test_a_data_mixture_axis_names_a_group(tiny_config):
+    """The paper's domain-only vs general-code study: the share of one source is an axis."""
+    cfg = tiny_config('sweep.space={"train.mixture.weights.usb_lib": {"type": "categorical", "choices": [0, 0.3]}}')
+    check_space(cfg)
+    bad = tiny_config('sweep.space={"train.mixture.weights.usb_lib": {"type": "categorical", "choices": [1.5]}}')
+    with pytest.raises(ConfigError, match="sweep.space.train.mixture.weights.usb_lib: value 1.5 is not valid"):
+        check_space(bad)

@@ -1,3 +1,5 @@
+import pytest
+
 from firmlm.train.selection import evenly_spaced, select_for_budget, thin_to_budget
 
 
@@ -35,3 +37,30 @@ def test_thinning_keeps_the_budget_covered():
     tokens = {i: 10 + (i % 3) for i in range(40)}
     kept = thin_to_budget(list(range(40)), tokens, 200)
     assert sum(tokens[i] for i in kept) >= 200 and len(kept) < 40 and kept[0] == 0
+
+
+def test_mixture_budgets_give_named_shares_and_the_rest_by_size():
+    from firmlm.train.selection import mixture_budgets
+
+    groups = ["uboot", "uboot", "linux", "general-c"]
+    budgets = mixture_budgets(groups, [300, 100, 200, 1000], 1000, {"general-c": 0.3})
+    assert budgets == {"uboot": round(0.7 * 400 / 600 * 1000), "linux": round(0.7 * 200 / 600 * 1000),
+                       "general-c": 300}
+    assert mixture_budgets(groups, [1, 1, 1, 1], 100, {"general-c": 0.0})["general-c"] == 0  # domain only
+    with pytest.raises(ValueError, match="no train documents in group.s. vendor; the corpus has general-c, linux"):
+        mixture_budgets(groups, [1, 1, 1, 1], 100, {"vendor": 0.5})
+
+
+def test_a_mixture_sets_the_token_shares_of_the_sources(tiny_config):
+    import json
+    from pathlib import Path
+
+    from firmlm.stages import run_stages
+
+    cfg = tiny_config("train.max_steps=2", 'train.mixture={"by": "source", "weights": {"mcu_fw": 0.0}}')
+    run_stages(cfg, ["corpus", "train"])
+    realized = json.loads((Path(cfg.run_dir) / "train" / "data.json").read_text())["mixture"]
+    assert list(realized) == ["usb_lib"] and realized["usb_lib"]["share"] == 1.0  # a source left out entirely
+    with pytest.raises(Exception, match="train.mixture.weights: no train documents in group.s. nowhere"):
+        run_stages(tiny_config("train.max_steps=2", 'train.mixture={"weights": {"nowhere": 0.5}}'), ["train"],
+                   force=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-from typing import Any
+from typing import Any, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -19,11 +19,15 @@ from firmlm.errors import ConfigError
 
 
 def _field_exists(key: str) -> bool:
+    """True when ``key`` names a config field, or an entry of a mapping field (``train.mixture.weights.NAME``)."""
     model: type[BaseModel] | None = FirmlmConfig
-    for part in key.split("."):
+    parts = key.split(".")
+    for i, part in enumerate(parts):
         if model is None or part not in model.model_fields:
             return False
         annotation = model.model_fields[part].annotation
+        if get_origin(annotation) is dict:
+            return i >= len(parts) - 2  # the mapping itself, or one entry of it by name
         model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
     return True
 

@@ -16,7 +16,7 @@ from firmlm.errors import StageError
 from firmlm.models import cache_dir
 from firmlm.runs import atomic_write_json, read_json
 from firmlm.train.packing import PackedBlocks, pack, tokenize_documents
-from firmlm.train.selection import evenly_spaced, select_for_budget
+from firmlm.train.selection import evenly_spaced, mixture_budgets, select_for_budget
 from firmlm.train.token_cache import cache_key, load_blocks_mmap, save_blocks, tokenizer_fingerprint
 
 log = logging.getLogger(__name__)
@@ -49,11 +49,46 @@ def _recorded_selection(path: Path, index_of: dict[str, int]) -> list[int]:
     return [index_of[d] for d in record["doc_ids"]]
 
 
+def _select_mixture(rows: list[dict], column: str, weights: dict[str, float], needed: int, ratio: float,
+                    count_tokens, corpus_dir: Path) -> list[int]:
+    """Documents per group to each group's token budget (train.mixture), each group spread evenly, corpus order."""
+    groups = [str(r[column]) for r in rows]
+    try:
+        budgets = mixture_budgets(groups, [r["n_chars"] for r in rows], needed, weights)
+    except ValueError as exc:
+        raise StageError(f"train.mixture.weights: {exc} (train documents of {corpus_dir})") from None
+    picked: list[int] = []
+    for group, budget in budgets.items():
+        members = [i for i, g in enumerate(groups) if g == group]
+        if budget <= 0 or not members:
+            continue
+
+        def count_members(local: list[int], members: list[int] = members) -> dict[int, int]:
+            counts = count_tokens([members[k] for k in local])
+            return {k: counts[members[k]] for k in local}
+
+        chosen = select_for_budget([rows[i]["n_chars"] for i in members], budget, ratio, count_members)
+        picked += [members[k] for k in chosen]
+    return sorted(picked)
+
+
+def _realized(rows: list[dict], picked: list[int], doc_tokens: list[int], column: str,
+              weights: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Tokens and share per group of what was picked, next to the configured shares."""
+    tokens: dict[str, int] = {}
+    for i, n in zip(picked, doc_tokens):
+        tokens[str(rows[i][column])] = tokens.get(str(rows[i][column]), 0) + n
+    total = sum(tokens.values()) or 1
+    return {g: {"tokens": n, "share": round(n / total, 4), "target": weights.get(g)} for g, n in sorted(tokens.items())}
+
+
 def load_blocks(corpus_dir: Path, tokenizer, cfg: TrainConfig, train_dir: Path) -> tuple[PackedBlocks, int]:
     """Packed blocks of the documents this run trains on (selected once, recorded, reused on resume)."""
     needed = needed_tokens(cfg)
     started = time.perf_counter()
-    rows = list(read_documents(corpus_dir, split="train", columns=["text", "n_chars", "doc_id"]))
+    group_column = {"source": "repo", "category": "category"}[cfg.mixture.by] if cfg.mixture.weights else None
+    columns = ["text", "n_chars", "doc_id", *([group_column] if group_column else [])]
+    rows = list(read_documents(corpus_dir, split="train", columns=columns))
     selection_file = train_dir / SELECTION_FILE
     encoded: dict[int, np.ndarray] = {}
 
@@ -67,7 +102,11 @@ def load_blocks(corpus_dir: Path, tokenizer, cfg: TrainConfig, train_dir: Path) 
         log.info("train documents: %d as recorded in %s", len(picked), selection_file)
     else:
         probe = [rows[i]["text"] for i in evenly_spaced(range(len(rows)), PROBE_DOCS)]
-        picked = select_for_budget([r["n_chars"] for r in rows], needed, chars_per_token(probe, tokenizer), count_tokens)
+        ratio = chars_per_token(probe, tokenizer)
+        if group_column:
+            picked = _select_mixture(rows, group_column, cfg.mixture.weights, needed, ratio, count_tokens, corpus_dir)
+        else:
+            picked = select_for_budget([r["n_chars"] for r in rows], needed, ratio, count_tokens)
     doc_ids = [rows[i]["doc_id"] for i in picked]
     key = cache_key(doc_ids, [rows[i]["n_chars"] for i in picked], tokenizer_fingerprint(tokenizer), cfg.block_size, needed)
     cache_file = cache_dir() / "tokens" / f"{key}.arrow"
@@ -92,7 +131,9 @@ def load_blocks(corpus_dir: Path, tokenizer, cfg: TrainConfig, train_dir: Path) 
                                            "needed_tokens": needed, "token_cache": cache_file.name,
                                            "first_index": picked[0] if picked else None,
                                            "last_index": picked[-1] if picked else None,
-                                           "indices": picked, "doc_ids": doc_ids})
+                                           "indices": picked, "doc_ids": doc_ids,
+                                           **({"mixture": _realized(rows, picked, doc_tokens, group_column,
+                                                                    cfg.mixture.weights)} if group_column else {})})
     min_blocks = cfg.micro_batch_size * cfg.grad_accum * world_size()
     if len(blocks) < min_blocks:
         raise StageError(

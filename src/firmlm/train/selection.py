@@ -64,3 +64,20 @@ def thin_to_budget(picked: list[int], tokens: dict[int, int], needed_tokens: int
             return kept
         drop_count //= 2
     return picked
+
+
+def mixture_budgets(groups: Sequence[str], n_chars: Sequence[int], needed_tokens: int,
+                    weights: dict[str, float]) -> dict[str, int]:
+    """Tokens each group of documents contributes: named groups their share of ``needed_tokens``, the others the
+    rest in proportion to their characters. A named group the corpus lacks is a ValueError naming those it has."""
+    present: dict[str, int] = {}
+    for group, chars in zip(groups, n_chars):
+        present[group] = present.get(group, 0) + chars
+    unknown = sorted(set(weights) - set(present))
+    if unknown:
+        raise ValueError(f"no train documents in group(s) {', '.join(unknown)}; the corpus has {', '.join(sorted(present))}")
+    rest = max(0.0, 1.0 - sum(weights.values()))
+    others = {g: c for g, c in present.items() if g not in weights}
+    other_chars = sum(others.values())
+    shares = {g: weights.get(g, rest * others.get(g, 0) / other_chars if other_chars else 0.0) for g in present}
+    return {g: round(share * needed_tokens) for g, share in shares.items()}
