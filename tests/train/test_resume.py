@@ -262,3 +262,25 @@ def test_time_budget_and_skipped_steps_continue_across_a_resume(tiny_config, mon
 def test_resume_is_refused_for_stages_that_do_not_resume(tiny_config):
     with pytest.raises(StageError, match="only the train stage resumes"):
         run_stages(tiny_config(), ["eval"], resume="auto")
+
+
+def test_a_resumed_run_continues_the_same_mlflow_run(tiny_config, tmp_path, monkeypatch):
+    """MLflow (its SQLite tracking store, for real): the steps before and after an interruption land in one run."""
+    mlflow = pytest.importorskip("mlflow", reason="mlflow is not installed (pip install mlflow-skinny)")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    cfg = tiny_config(*STEPS, "train.report_to=[mlflow]")
+    with monkeypatch.context() as m:
+        _signal_at(m, 4)
+        with pytest.raises(TrainingInterrupted):
+            run_stages(cfg, ["corpus", "train"])
+    train_dir = Path(cfg.run_dir) / "train"
+    first_id = json.loads((train_dir / "tracking.json").read_text())["mlflow_run_id"]
+    if mlflow.active_run() is not None:  # the interrupted run's integration may leave it open in this process
+        mlflow.end_run()
+    run_stages(cfg, ["corpus", "train"], resume="auto")
+    assert json.loads((train_dir / "tracking.json").read_text())["mlflow_run_id"] == first_id
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert [r.info.run_id for r in runs] == [first_id]  # no second run
+    steps = [m.step for m in mlflow.tracking.MlflowClient().get_metric_history(first_id, "loss")]
+    assert min(steps) <= 4 and max(steps) == 10  # before and after the interruption, in the same run

@@ -33,6 +33,7 @@ from firmlm.train.monitor import StepRecord, StopRequest, TrainingMonitor, trunc
 from firmlm.train.packing import PackedDataset
 from firmlm.train.signals import stop_on_signals
 from firmlm.train.speed import choose_threads, compile_decoder_layers, store_frozen_weights_bf16, use_masked_sdpa
+from firmlm.train.tracking import RecordTrackerIds, prepare_trackers
 from firmlm.train.trainer import FirmlmTrainer, SignalStop
 from firmlm.train.upload import CheckpointUploader
 
@@ -210,9 +211,11 @@ def run_train(cfg: TrainConfig, model_ref: str, corpus_dir: Path, seed: int, out
     uploader = CheckpointUploader(cfg.upload_to, cfg.delete_after_upload) if cfg.upload_to and is_main_process() else None
     publisher = CheckpointPublisher(train_dir, monitor, stop, cfg.keep_checkpoints,
                                     {"fingerprint": out.fingerprint, "model": model_ref}, uploader)
+    trackers = prepare_trackers(list(cfg.report_to), train_dir, resuming=resume is not None)
+    tracker_ids = [RecordTrackerIds(list(cfg.report_to), train_dir, trackers)] if cfg.report_to else []
     with stop_on_signals() as flag:
         trainer = build_trainer(run_cfg, model, tokenizer, PackedDataset(blocks), staging, seed, step_record,
-                                [monitor, SignalStop(flag, stop), publisher], head_loss)
+                                [monitor, SignalStop(flag, stop), publisher, *tracker_ids], head_loss)
         if is_main_process():
             info = run_info(run_cfg, model_ref, model, trainer)
             atomic_write_json(train_dir / "run_info.json", {**info, "resolved_auto": resolved, "threads": threads, **speed})
