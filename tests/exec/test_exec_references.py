@@ -23,7 +23,7 @@ def test_every_bundled_reference_passes_and_every_wrong_solution_fails():
                for c in checks if c.supported and not c.ok}
     assert not failing
     classes = {w.stage for c in checks for w in c.wrong}
-    assert {"wrong_output", "syntax_error", "link_error", "timeout", "runtime_fault"} <= classes
+    assert {"wrong_output", "syntax_error", "compile_error", "link_error", "timeout", "runtime_fault"} <= classes
 
 
 def _cli(*args):

@@ -12,7 +12,13 @@ import pytest
 from firmlm.exec.sandbox import Limits, isolation, prepare_workdir, run_sandboxed
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
-ISOLATED = pytest.mark.skipif(not isolation().filesystem, reason=f"no bubblewrap here: {isolation().reason}")
+ISOLATED = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (apt bubblewrap)")
+
+
+@ISOLATED
+def test_bubblewrap_isolates_where_it_is_installed():
+    """An installed bwrap that fails its probe would silently leave builds unisolated: that is an error here."""
+    assert isolation().filesystem and isolation().network, isolation().reason
 
 
 def _program(source: str) -> tuple[Path, list[str]]:
@@ -98,3 +104,16 @@ def test_there_is_no_network():
 def test_a_missing_program_is_exit_127():
     result = run_sandboxed(["./does-not-exist"], prepare_workdir())
     assert result.returncode != 0
+
+
+def test_parallel_sandboxes_do_not_share_the_process_limit():
+    """Three sandboxes at once, each running 40 processes under a limit of 64: each has a budget of its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    source = ("#include <sys/wait.h>\n#include <unistd.h>\nint main(void) { for (int i = 0; i < 40; i++) { "
+              "pid_t p = fork(); if (p < 0) return 7; if (p == 0) { sleep(1); _exit(0); } } "
+              "while (wait(0) > 0) {} return 0; }\n")
+    programs = [_program(source) for _ in range(3)]
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda p: run_sandboxed(p[1], p[0], Limits(processes=64, wall_s=20)), programs))
+    assert [r.returncode for r in results] == [0, 0, 0], [r.stderr for r in results]

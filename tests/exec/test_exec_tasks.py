@@ -23,8 +23,13 @@ def _write(folder: Path, name: str, data) -> Path:
 
 def test_bundled_suite_reads_cleanly():
     tasks, errors = load_tasks(suite_dir())
-    assert not errors and len(tasks) >= 6
-    assert len({t.id for t in tasks}) == len(tasks) and {t.level for t in tasks} >= {1, 2, 3}
+    assert not errors and len({t.id for t in tasks}) == len(tasks)
+    firmware = [t for t in tasks if t.kind == "firmware"]
+    assert len(firmware) >= 40 and {t.level for t in firmware} == {1, 2, 3, 4, 5}  # the suite
+    assert sum(t.target == "rtl-iverilog" for t in firmware) >= 5
+    assert {t.target for t in firmware} >= {"host", "qemu-stm32f405", "qemu-nrf51", "qemu-mps2-an386", "rtl-iverilog"}
+    general = [t for t in tasks if t.kind == "general"]
+    assert len(general) >= 5 and {t.target for t in general} == {"host", "host-cpp"}  # the forgetting check
     assert all(t.wrong and t.path is not None and t.path.parent == suite_dir() for t in tasks)
 
 

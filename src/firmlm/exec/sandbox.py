@@ -2,8 +2,9 @@
 
 Every command runs under bubblewrap (``bwrap``, Debian package ``bubblewrap``) when it works here: the whole file
 system read-only except the work folder and a private ``/tmp``, new network, PID, IPC and UTS namespaces (no
-network at all, not even loopback), killed with its parent. Run as root, the command drops to ``nobody`` so that
-the process limit holds (the kernel exempts root from it). Resource limits (setrlimit) in every case: CPU seconds,
+network at all, not even loopback), killed with its parent. Run as root, the command drops to a user id of its
+own (one per work folder, from a range no account uses) so that the process limit holds (the kernel exempts root
+from it) and parallel sandboxes do not share it. Resource limits (setrlimit) in every case: CPU seconds,
 address space, file size (which also caps what the program can print: its output goes to files), processes, no
 core dumps. Wall time is enforced by killing the whole process group. Without a working bwrap the limits still
 apply but the file system and the network are not isolated, and :attr:`Isolation.summary` says so.
@@ -11,6 +12,7 @@ apply but the file system and the network are not isolated, and :attr:`Isolation
 
 from __future__ import annotations
 
+import itertools
 import os
 import resource
 import shutil
@@ -23,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 
 NOBODY = 65534
+SANDBOX_UIDS = (200_000, 210_000)  # user ids no account uses: one per sandbox when firmlm runs as root
 OUTPUT_FILES = ("stdout", "stderr")
 
 
@@ -74,8 +77,9 @@ def isolation() -> Isolation:
         return Isolation(False, False, "bwrap not installed: apt-get install bubblewrap")
     folder = prepare_workdir()
     try:
+        owner = folder.stat().st_uid
         done = subprocess.run(_bwrap_argv(folder, ["true"]), capture_output=True, timeout=30,
-                              preexec_fn=_drop_privileges)
+                              preexec_fn=lambda: _drop_privileges(owner))
     except (OSError, subprocess.SubprocessError) as exc:
         return Isolation(False, False, f"bwrap failed to start: {exc}")
     finally:
@@ -92,31 +96,53 @@ def _bwrap_argv(workdir: Path, argv: list[str]) -> list[str]:
             "--chdir", str(workdir), "--", *argv]
 
 
-def _drop_privileges() -> None:
+def _drop_privileges(uid: int = NOBODY) -> None:
     if os.geteuid() == 0:
         os.setgroups([])
         os.setgid(NOBODY)
-        os.setuid(NOBODY)
+        os.setuid(uid)
 
 
-def _limiter(limits: Limits):
+def _processes_of(uid: int) -> int:
+    """Processes (threads count too) the user already runs, as RLIMIT_NPROC counts them."""
+    count = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+            if int(fields["Uid"].split()[1]) == uid:
+                count += int(fields.get("Threads", "1"))
+        except (OSError, ValueError, IndexError, KeyError):
+            continue
+    return count
+
+
+def _limiter(limits: Limits, uid: int):
+    """Limits for the child. RLIMIT_NPROC counts every process of the user: as root each sandbox runs as a user
+    of its own (its work folder's owner), so parallel sandboxes do not share the budget; as another user the budget
+    is added to what that user already runs."""
+    processes = limits.processes if os.geteuid() == 0 else limits.processes + _processes_of(os.geteuid())
+
     def apply() -> None:
         memory = limits.memory_mb << 20
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.output_bytes, limits.output_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        _drop_privileges()  # before RLIMIT_NPROC: root is exempt from it
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+        _drop_privileges(uid)  # before RLIMIT_NPROC: root is exempt from it
+        resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
 
     return apply
 
 
+_uids = itertools.count()
+
+
 def prepare_workdir(parent: Path | None = None) -> Path:
-    """A fresh work folder the sandboxed user may write (``nobody`` when run as root)."""
+    """A fresh work folder the sandboxed user may write: as root, a user id of its own from an unused range (one
+    per work folder, so the process limit of parallel sandboxes is not shared), owning the folder."""
     folder = Path(tempfile.mkdtemp(prefix="firmlm-exec-", dir=parent))
     if os.geteuid() == 0:
-        os.chown(folder, NOBODY, NOBODY)
+        os.chown(folder, SANDBOX_UIDS[0] + next(_uids) % (SANDBOX_UIDS[1] - SANDBOX_UIDS[0]), NOBODY)
     return folder
 
 
@@ -132,8 +158,9 @@ def run_sandboxed(argv: list[str], workdir: Path, limits: Limits | None = None, 
         timed_out = False
         with open(paths["stdout"], "wb") as out, open(paths["stderr"], "wb") as err:
             try:
+                uid = workdir.stat().st_uid if os.geteuid() == 0 else os.geteuid()
                 process = subprocess.Popen(command, cwd=workdir, stdin=subprocess.PIPE, stdout=out, stderr=err,
-                                           preexec_fn=_limiter(limits), start_new_session=True)
+                                           preexec_fn=_limiter(limits, uid), start_new_session=True)
             except OSError as exc:
                 return SandboxResult(127, "", f"{argv[0]}: {exc.strerror or exc}", 0.0, isolation=iso)
             try:
