@@ -32,41 +32,20 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import sys
-import tarfile
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from specmap_mapping import bench_arguments, bench_run, log, run_scorers  # noqa: E402
 
+from firmlm.exec.device_header import fetch_cmsis_svd  # noqa: E402
+
 PACKAGE = "firmware-microbit-micropython"
-SDIST = "cmsis-svd==0.4"
-SVD_MEMBER = "cmsis_svd/data/Nordic/nrf51.svd"
+SVD_MEMBER = "Nordic/nrf51.svd"  # in the cmsis-svd 0.4 sdist (firmlm.exec.device_header fetches it)
 SUFFIXES = (".c", ".cpp", ".h", ".s", ".S")
 INCLUDE = ["source/*", "inc/*", "yotta-modules/*"]
 MIN_FILES, MAX_FILES = 1, 12
-
-
-def fetch_svd(cache: Path) -> Path:
-    """nrf51.svd from the cmsis-svd sdist, downloaded once into ``cache``."""
-    target = cache / "nrf51.svd"
-    if target.is_file():
-        return target
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache) as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                        SDIST, "-d", tmp], check=True)
-        [sdist] = Path(tmp).glob("cmsis-svd-*.tar.gz")
-        with tarfile.open(sdist) as archive:
-            member = next(m for m in archive.getmembers() if m.name.endswith("/" + SVD_MEMBER))
-            data = archive.extractfile(member).read()
-        partial = target.with_suffix(".tmp")
-        partial.write_bytes(data)
-        partial.replace(target)
-    return target
 
 
 def fetch_tree() -> Path:
@@ -118,7 +97,7 @@ def main() -> None:
     total = time.perf_counter()
     with bench_run(args.run_dir, "specmap-svd-") as run:
         repo = fetch_tree()
-        truth, counts = write_set(run, fetch_svd(cache_dir() / "specmap" / "svd"), repo)
+        truth, counts = write_set(run, fetch_cmsis_svd(SVD_MEMBER, cache_dir() / "specmap" / "svd"), repo)
         build_seconds = time.perf_counter() - total
         log(f"# ground truth: {counts}; {build_seconds:.1f} s")
         run_scorers(args, run, repo, truth, counts["kept"], {"nrf51": counts["kept"]}, "documents", "specmap_svd",

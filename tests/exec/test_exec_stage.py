@@ -19,11 +19,8 @@ pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not 
 TASKS = ("crc8_maxim.yaml", "q15_multiply.yaml", "ring_buffer.yaml")
 
 
-def _oracle(tasks: list[dict]):
-    """A chat-completions server that answers each task's instruction with its reference solution, fenced, except
-    the ring buffer's, which it answers in words only."""
-    answers = {t["instruction"]: (f"Here it is:\n```c\n{t['reference']}```\n" if t["id"] != "ring-buffer-u8"
-                                  else "A ring buffer keeps a head and a tail index.") for t in tasks}
+def _chat_server(reply, seen: list[dict] | None = None):
+    """A chat-completions server on loopback whose answer to a request is ``reply(request)``."""
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
@@ -31,14 +28,23 @@ def _oracle(tasks: list[dict]):
 
         def do_POST(self):
             request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            text = answers.get(request["messages"][-1]["content"], "no idea")
-            body = json.dumps({"choices": [{"message": {"content": text}}]}).encode()
+            if seen is not None:
+                seen.append(request)
+            body = json.dumps({"choices": [{"message": {"content": reply(request)}}]}).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
     return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+
+def _oracle(tasks: list[dict]):
+    """Answers each task's instruction with its reference solution, fenced, except the ring buffer's, which it
+    answers in words only."""
+    answers = {t["instruction"]: (f"Here it is:\n```c\n{t['reference']}```\n" if t["id"] != "ring-buffer-u8"
+                                  else "A ring buffer keeps a head and a tail index.") for t in tasks}
+    return _chat_server(lambda request: answers.get(request["messages"][-1]["content"], "no idea"))
 
 
 def test_models_answer_tasks_and_the_report_counts_them(tiny_config, tmp_path):
@@ -92,28 +98,17 @@ def test_a_task_selection_that_leaves_nothing_is_an_error(tiny_config, tmp_path)
 
 
 def _coin_oracle(tasks: list[dict], seen: list[dict]):
-    """A chat server whose first answers are right for odd seeds and wrong (the task's first wrong solution) for
-    even ones, and whose repair answers are right; it keeps every request in ``seen``."""
+    """First answers right for odd seeds and wrong (the task's first wrong solution) for even ones; repair answers
+    right; every request kept in ``seen``."""
     by_instruction = {t["instruction"].rstrip(): t for t in tasks}
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
+    def reply(request: dict) -> str:
+        content = request["messages"][-1]["content"]
+        task = next(t for i, t in by_instruction.items() if content.startswith(i))
+        right = "Your previous answer was" in content or request["seed"] % 2 == 1
+        return f"```c\n{task['reference'] if right else task['wrong'][0]}```\n"
 
-        def do_POST(self):
-            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            seen.append(request)
-            content = request["messages"][-1]["content"]
-            task = next(t for i, t in by_instruction.items() if content.startswith(i))
-            right = "Your previous answer was" in content or request["seed"] % 2 == 1
-            text = f"```c\n{task['reference'] if right else task['wrong'][0]}```\n"
-            body = json.dumps({"choices": [{"message": {"content": text}}]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    return _chat_server(reply, seen)
 
 
 def test_samples_give_pass_at_k_repair_fixes_and_general_tasks_are_apart(tiny_config, tmp_path):
