@@ -38,6 +38,9 @@ def test_chat_answers():
     assert chat_solution("int add(int a, int b)\n{\n    return a + b;\n}") .startswith("int add")
     assert chat_solution("I cannot help with that.") is None
     assert chat_solution("```\nint add(int a, int b) { return a + b; }") == "int add(int a, int b) { return a + b; }\n"
+    rtl = "Sure:\n```verilog\nmodule inv(input a, output y); assign y = ~a; endmodule\n```\n"
+    assert chat_solution(rtl, verilog=True) == "module inv(input a, output y); assign y = ~a; endmodule\n"
+    assert chat_solution(rtl) is None  # not C
 
 
 def test_pass_at_k_is_the_unbiased_estimator():

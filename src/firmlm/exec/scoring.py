@@ -2,8 +2,8 @@
 
 Completion models continue the task's ``prompt``: the solution is the prompt plus the completion, cut after the
 function body the prompt opened closes (or after the last complete top-level block). Chat models answer in prose
-with code: the solution is the first fenced C block that defines something (```c, ```cpp or bare ```), else the
-whole answer when it looks like C. No code at all is ``None`` (the ``unparseable`` class).
+with code: the solution is the first fenced C block that defines something (```c, ```cpp or bare ```; for RTL
+tasks the first ```verilog block with a module), else the whole answer when it looks like code. No code at all is ``None`` (the ``unparseable`` class).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from firmlm.exec.runner import FAILURES
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9+#_-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
 _C_LANGUAGES = {"", "c", "h", "cpp", "c++", "cc", "arm", "asm"}
+_HDL_LANGUAGES = {"", "verilog", "v", "systemverilog", "sv"}
+_LOOKS_LIKE_HDL = re.compile(r"\bmodule\s+\w+")
 _LOOKS_LIKE_C = re.compile(r"#include|\b(?:void|int|uint\d+_t|int\d+_t|bool|char|static|struct)\b[^;{]*[({]")
 
 
@@ -68,13 +70,14 @@ def completion_solution(prompt: str, completion: str) -> str | None:
     return prompt + completion
 
 
-def chat_solution(answer: str) -> str | None:
-    """The first fenced C block of a chat answer that defines something, else the answer itself when it looks
-    like C; None when there is no code."""
+def chat_solution(answer: str, verilog: bool = False) -> str | None:
+    """The first fenced code block of a chat answer that defines something (C/C++, or a Verilog module for RTL
+    tasks), else the answer itself when it looks like code; None when there is no code."""
+    languages, looks_like = (_HDL_LANGUAGES, _LOOKS_LIKE_HDL) if verilog else (_C_LANGUAGES, _LOOKS_LIKE_C)
     for language, code in _FENCE.findall(answer):
-        if language.lower() in _C_LANGUAGES and _LOOKS_LIKE_C.search(code):
+        if language.lower() in languages and looks_like.search(code):
             return code.strip() + "\n"
-    if "```" not in answer and _LOOKS_LIKE_C.search(answer):
+    if "```" not in answer and looks_like.search(answer):
         return answer.strip() + "\n"
     return None
 

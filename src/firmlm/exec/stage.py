@@ -16,9 +16,9 @@ import json
 import logging
 import os
 import time
-from fnmatch import fnmatchcase
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +111,9 @@ class _Answerer:
     def solution(self, task: ExecTask, answer: str | None) -> str | None:
         if answer is None:
             return None
-        return chat_solution(answer) if self.chat else completion_solution(task.prompt, answer)
+        if self.chat:
+            return chat_solution(answer, verilog=task.target == "rtl-iverilog")
+        return completion_solution(task.prompt, answer)
 
 
 def _evaluate(attempts: list[Attempt], workers: int, description: str) -> None:
