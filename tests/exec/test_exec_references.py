@@ -64,3 +64,25 @@ def test_the_readmes_task_example_is_a_valid_task(tmp_path):
     if not check.supported:
         pytest.skip(check.reference.detail)
     assert check.ok and [w.stage for w in check.wrong] == ["wrong_output", "wrong_output"], check
+
+
+def test_a_completion_model_can_pass_every_task_whose_reference_continues_its_prompt():
+    """The completion path: the reference's text after the prompt, followed by a wandering `main`, cut as a model's
+    answer is cut, must pass; a task that needs a function its prompt does not declare would fail here."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from firmlm.exec.runner import evaluate_solution
+    from firmlm.exec.scoring import completion_solution
+    from firmlm.exec.tasks import load_tasks
+
+    tasks = [t for t in load_tasks(suite_dir())[0] if t.reference.startswith(t.prompt) and t.target != "rtl-iverilog"]
+    assert len(tasks) >= 30
+
+    def completed(task):
+        rest = task.reference[len(task.prompt):] + "\nint main(void)\n{\n    return 0;\n}\n"
+        return evaluate_solution(task, completion_solution(task.prompt, rest))
+
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        outcomes = list(pool.map(completed, tasks))
+    failing = {t.id: (o.stage, o.detail) for t, o in zip(tasks, outcomes) if o.stage not in ("passed", "unsupported")}
+    assert not failing

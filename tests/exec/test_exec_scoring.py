@@ -67,3 +67,21 @@ def test_veriscope_scores_build_then_behaviour():
     assert veriscope_score(["passed", "wrong_output", "syntax_error", "unsupported"]) == pytest.approx(50.0)
     assert veriscope_score(["timeout"]) == 50.0 and veriscope_score(["link_error"]) == 0.0
     assert veriscope_score(["unsupported"]) is None
+
+
+def test_a_completion_keeps_the_functions_the_prompt_still_owes():
+    prompt = ("volatile int ticks;\nvoid TIM3_IRQHandler(void);\nstatic int helper(int x) { return x + 1; }\n"
+              "void start(void)\n{\n")
+    completion = ("    ticks = helper(0);\n}\n\n/* the handler */\nvoid TIM3_IRQHandler(void)\n{\n    ticks++;\n}\n"
+                  "int main(void)\n{\n    return 0;\n}\n")
+    solution = completion_solution(prompt, completion)
+    assert "void TIM3_IRQHandler(void)\n{\n    ticks++;\n}" in solution and "int main" not in solution
+    assert "main" not in completion_solution(prompt, "    ticks = 1;\n}\nint main(void) { return 0; }\n")
+
+
+def test_calls_in_the_prompts_bodies_are_not_owed_functions():
+    from firmlm.exec.scoring import owed_functions
+
+    prompt = ("#include <stdint.h>\nint f(void);\nint g(void) { return h(2); }\nclass C {\npublic:\n"
+              "    int get(int k);\n    void put(int k);\n};\nint C::get(int k)\n{\n")
+    assert owed_functions(prompt) == {"f", "put"}

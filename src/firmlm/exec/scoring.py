@@ -1,7 +1,8 @@
 """From a model's answer to a solution file, and from outcomes to pass@k and the failure distribution.
 
 Completion models continue the task's ``prompt``: the solution is the prompt plus the completion, cut after the
-function body the prompt opened closes (or after the last complete top-level block). Chat models answer in prose
+function body the prompt opened closes and the definitions the prompt still owes (functions it declares but does
+not define, such as an interrupt handler) that follow it. Chat models answer in prose
 with code: the solution is the first fenced C block that defines something (```c, ```cpp or bare ```; for RTL
 tasks the first ```verilog block with a module), else the whole answer when it looks like code. No code at all is ``None`` (the ``unparseable`` class).
 """
@@ -57,17 +58,64 @@ def _open_braces(text: str) -> int:
     return stripped.count("{") - stripped.count("}")
 
 
+_NOT_FUNCTIONS = {"if", "while", "for", "switch", "return", "sizeof", "defined", "do", "else"}
+_PROTOTYPE = re.compile(r"\b(\w+)\s*\([^;{}()]*(?:\([^;{}()]*\)[^;{}()]*)*\)\s*(?:const\s*)?;")
+_DEFINITION = re.compile(r"\b(\w+)\s*\([^;{}()]*(?:\([^;{}()]*\)[^;{}()]*)*\)\s*(?:const\s*)?\{")
+_NEXT_DEFINITION = re.compile(r"(?:\s|//[^\n]*|/\*.*?\*/)*[^;{}]*?\b(\w+)\s*\([^;{}]*\)\s*(?:const\s*)?\{", re.S)
+
+
+def owed_functions(prompt: str) -> set[str]:
+    """Functions the prompt declares (a prototype, or a member declaration) but does not define: the solution
+    must define them too (an interrupt handler next to its setup function, the other methods of a class)."""
+    code = re.sub(r"//[^\n]*|/\*.*?\*/|\"(?:\\.|[^\"\\])*\"", "", prompt, flags=re.S)
+    defined = {m.group(1) for m in _DEFINITION.finditer(code)}
+    declared = {m.group(1) for m in _PROTOTYPE.finditer(_without_bodies(code))}  # not calls inside bodies
+    return declared - defined - _NOT_FUNCTIONS
+
+
+def _without_bodies(code: str) -> str:
+    """``code`` with the bodies of function definitions (a ``{`` after a ``)``) left out, nested braces included;
+    class and struct bodies stay."""
+    out, i, n = [], 0, len(code)
+    while i < n:
+        if code[i] == "{" and re.search(r"\)\s*(?:const\s*)?$", code[:i]):
+            depth = 0
+            while i < n:
+                depth += {"{": 1, "}": -1}.get(code[i], 0)
+                i += 1
+                if depth == 0:
+                    break
+            out.append(";")
+            continue
+        out.append(code[i])
+        i += 1
+    return "".join(out)
+
+
 def completion_solution(prompt: str, completion: str) -> str | None:
-    """``prompt`` + ``completion``, cut where the body the prompt opened is closed (the rest of the completion is
-    the model wandering on); None when the completion is empty."""
+    """``prompt`` + ``completion``, cut where the body the prompt opened is closed, followed by the definitions of
+    functions the prompt declared but left undefined (:func:`owed_functions`) that the completion writes next; the
+    rest of the completion is the model wandering on (a ``main`` of its own would clash with the harness's).
+    None when the completion is empty."""
     if not completion.strip():
         return None
     depth = _open_braces(prompt)
-    if depth > 0:
-        end = _braces_close(completion, depth)
-        body = completion if end is None else completion[:end]
-        return prompt + body + "\n"
-    return prompt + completion
+    if depth <= 0:
+        return prompt + completion
+    end = _braces_close(completion, depth)
+    if end is None:
+        return prompt + completion + "\n"
+    body, rest, owed = completion[:end], completion[end:], owed_functions(prompt)
+    while owed:
+        header = _NEXT_DEFINITION.match(rest)
+        if header is None or header.group(1) not in owed:
+            break
+        close = _braces_close(rest[header.end():], 1)
+        if close is None:
+            break
+        body, rest = body + rest[:header.end() + close], rest[header.end() + close:]
+        owed.discard(header.group(1))
+    return prompt + body + "\n"
 
 
 def chat_solution(answer: str, verilog: bool = False) -> str | None:
