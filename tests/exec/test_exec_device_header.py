@@ -61,7 +61,7 @@ int main(void) { return UARTB->CR != 0; }
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
 def test_a_header_from_an_svd_compiles_with_the_layout_it_describes(tmp_path):
     (tmp_path / "demo.svd").write_text(SVD)
-    header, vectors = render_header(tmp_path / "demo.svd", HeaderStyle("demo.h", "cortex-m4", 4), "a test SVD")
+    header, vectors = render_header(tmp_path / "demo.svd", HeaderStyle("demo.h", "cortex-m4", 4, 8_000_000), "a test SVD")
     (tmp_path / "demo.h").write_text(header)
     (tmp_path / "core_cm.h").write_text(resources.files("firmlm.exec").joinpath("runtime", "core_cm.h").read_text())
     (tmp_path / "checks.c").write_text(CHECKS)
@@ -69,7 +69,8 @@ def test_a_header_from_an_svd_compiles_with_the_layout_it_describes(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "X(3, UARTA_IRQHandler)" in vectors and "X(7, UARTB_IRQHandler)" in vectors
-    assert "#define FIRMLM_IRQ_COUNT 8" in vectors
+    assert "#define FIRMLM_IRQ_COUNT 8" in vectors and "#define FIRMLM_CORE_CLOCK_HZ 8000000u" in vectors
+    assert not vectors.rstrip().endswith("\\")  # no backslash-newline at the end of the file
 
 
 def test_a_broken_svd_is_named(tmp_path):
@@ -88,10 +89,12 @@ REFERENCE_MANUAL = {  # addresses and numbers from ST's RM0090 and Nordic's nRF5
                     "(uint32_t)&RCC->APB1ENR == 0x40023840UL", "(uint32_t)&EXTI->SWIER == 0x40013C10UL",
                     "(uint32_t)&SYSCFG->EXTICR1 == 0x40013808UL", "TIM2_IRQn == 28", "USART2_IRQn == 38",
                     "EXTI0_IRQn == 6", "RCC_APB1ENR_USART2EN == (1UL << 17)", "USART_CR1_UE == (1UL << 13)",
-                    "(uint32_t)&TIM3->CCMR1 == 0x40000418UL", "(uint32_t)&ADC1->DR == 0x4001204CUL"],
+                    "(uint32_t)&TIM3->CCMR1 == 0x40000418UL", "(uint32_t)&ADC1->DR == 0x4001204CUL",
+                    "TIM_CCMR1_OC1M == TIM_CCMR1_Output_OC1M"],
     "nrf51.h": ["(uint32_t)&NRF_RNG->VALUE == 0x4000D508UL", "(uint32_t)&NRF_TIMER0->CC[1] == 0x40008544UL",
                 "(uint32_t)&NRF_UART0->TXD == 0x4000251CUL", "(uint32_t)&NRF_GPIO->OUTSET == 0x50000508UL",
-                "TIMER0_IRQn == 8", "RNG_IRQn == 13", "UART0_IRQn == 2"],
+                "TIMER0_IRQn == 8", "RNG_IRQn == 13", "UART0_IRQn == 2", "UART_ENABLE_ENABLE_Enabled == 4",
+                "TIMER_BITMODE_BITMODE_32Bit == 3"],
 }
 
 

@@ -32,6 +32,7 @@ from firmlm.specmap.readers.svd import dim_names, parse_svd_int
 
 CMSIS_SVD_SDIST = "cmsis-svd==0.4"
 _C_TYPES = {8: "uint8_t", 16: "uint16_t", 32: "uint32_t"}
+_VARIANT = re.compile(r"_(?:Output|Input|Host|Device)$")  # alternate views of one register
 _ACCESS = {"read-only": "__I", "write-only": "__O"}
 _CORE_IRQS = {
     "cortex-m4": [("NonMaskableInt", -14), ("HardFault", -13), ("MemoryManagement", -12), ("BusFault", -11),
@@ -48,6 +49,7 @@ class HeaderStyle:
     file_name: str
     core: str  # a key of _CORE_IRQS
     priority_bits: int  # __NVIC_PRIO_BITS
+    core_clock_hz: int  # after reset: SystemCoreClock
     type_name: str = "{group}_TypeDef"
     instance_prefix: str = ""
     bare_masks: bool = True
@@ -64,7 +66,7 @@ class Member:
     access: str = ""
     count: int = 1  # array length (dim registers named X[%s], dim clusters)
     stride: int = 0  # bytes per array element of a cluster
-    fields: list[tuple[str, int, int]] = field(default_factory=list)  # name, lsb, width
+    fields: list[tuple[str, int, int, dict[str, int]]] = field(default_factory=list)  # name, lsb, width, values
     children: list[Member] | None = None  # a cluster's members
 
     @property
@@ -96,7 +98,7 @@ class _Reader:
                                 "CMSIS-SVD integer")
         return value
 
-    def fields(self, register: ET.Element, owner: str) -> list[tuple[str, int, int]]:
+    def fields(self, register: ET.Element, owner: str) -> list[tuple[str, int, int, dict[str, int]]]:
         found = []
         for item in register.iterfind("fields/field"):
             name = _text(item, "name")
@@ -108,7 +110,12 @@ class _Reader:
             else:
                 lsb = self.integer(item, "bitOffset", f"{owner}.{name}")
                 msb = lsb + self.integer(item, "bitWidth", f"{owner}.{name}", 1) - 1
-            found.append((name, lsb, msb - lsb + 1))
+            values = {}
+            for item_value in item.iterfind("enumeratedValues/enumeratedValue"):
+                value = parse_svd_int(_text(item_value, "value")) if _text(item_value, "value") else None
+                if _text(item_value, "name") and value is not None:
+                    values[_text(item_value, "name")] = value
+            found.append((name, lsb, msb - lsb + 1, values))
         return found
 
     def members(self, block: ET.Element, size: int, owner: str) -> list[Member]:
@@ -252,16 +259,19 @@ def _field_macros(prefix: str, members: list[Member], style: HeaderStyle, macros
         if m.children is not None:
             _field_macros(f"{prefix}{m.name}_", m.children, style, macros)
             continue
-        for name, lsb, width in m.fields:
-            base = f"{prefix}{m.name}_{name}"
-            mask = (1 << width) - 1
-            entries = {f"{base}_Pos": f"{lsb}U", f"{base}_Msk": f"(0x{mask:X}UL << {base}_Pos)"}
-            if style.bare_masks:
-                entries[base] = f"{base}_Msk"
-                if width > 1:
-                    entries.update({f"{base}_{bit}": f"(0x1UL << ({base}_Pos + {bit}U))" for bit in range(width)})
-            for key, value in entries.items():
-                macros.setdefault(key, value)  # the first definition of a name wins
+        for name, lsb, width, values in m.fields:
+            for register in dict.fromkeys([m.name, _VARIANT.sub("", m.name)]):  # CCMR1_Output also as CCMR1
+                base = f"{prefix}{register}_{name}"
+                mask = (1 << width) - 1
+                entries = {f"{base}_Pos": f"{lsb}U", f"{base}_Msk": f"(0x{mask:X}UL << {base}_Pos)"}
+                if style.bare_masks:
+                    entries[base] = f"{base}_Msk"
+                    if width > 1:
+                        entries.update({f"{base}_{bit}": f"(0x1UL << ({base}_Pos + {bit}U))" for bit in range(width)})
+                entries.update({f"{base}_{label}": f"(0x{value:X}UL)" for label, value in values.items()
+                                if re.fullmatch(r"\w+", label)})  # Nordic's UART_ENABLE_ENABLE_Enabled
+                for key, value in entries.items():
+                    macros.setdefault(key, value)  # the first definition of a name wins
 
 
 def render_header(path: Path, style: HeaderStyle, source: str) -> tuple[str, str]:
@@ -288,7 +298,9 @@ def render_header(path: Path, style: HeaderStyle, source: str) -> tuple[str, str
     lines.append("typedef enum {")
     lines += [f"    {n}_IRQn = {v}," for n, v in _CORE_IRQS[style.core] + irqs]
     lines += ["} IRQn_Type;", "#define FIRMLM_DEVICE_IRQN 1", f"#define __NVIC_PRIO_BITS {style.priority_bits}U", "",
-              '#include "core_cm.h"', ""]
+              '#include "core_cm.h"', "",
+              "/* The core clock after reset, in Hz (the startup code defines it). */",
+              "extern uint32_t SystemCoreClock;", ""]
     for name, members in types.items():
         lines.append("typedef struct {")
         _layout(members, "    ", lines)
@@ -304,24 +316,27 @@ def render_header(path: Path, style: HeaderStyle, source: str) -> tuple[str, str
         _field_macros(prefixes[name] + "_", members, style, macros)
     lines += [f"#define {k} {v}" for k, v in macros.items()]
     lines += ["", f"#endif /* FIRMLM_{guard} */", ""]
-    return "\n".join(lines), render_vectors([(f"{n}_IRQHandler", v) for n, v in irqs], f"{device} ({source})")
+    return "\n".join(lines), render_vectors([(f"{n}_IRQHandler", v) for n, v in irqs], f"{device} ({source})",
+                                             style.core_clock_hz)
 
 
-def render_vectors(handlers: list[tuple[str, int]], origin: str) -> str:
-    """The interrupt handlers' names by number, as an X-macro for ``cortex_m_startup.c``."""
+def render_vectors(handlers: list[tuple[str, int]], origin: str, core_clock_hz: int) -> str:
+    """The interrupt handlers' names by number, as an X-macro for ``cortex_m_startup.c``, and the core clock."""
     count = max((v for _, v in handlers), default=-1) + 1
     lines = [f"/* vectors.h: interrupt handlers of {origin}, generated by firmlm.exec.device_header. */",
-             f"#define FIRMLM_IRQ_COUNT {count}", "#define FIRMLM_IRQS(X) \\"]
+             f"#define FIRMLM_CORE_CLOCK_HZ {core_clock_hz}u", f"#define FIRMLM_IRQ_COUNT {count}",
+             "#define FIRMLM_IRQS(X) \\"]
     lines += [f"    X({v}, {n}) \\" for n, v in handlers]
-    return "\n".join(lines + [""])
+    return "\n".join(lines + ["    /* end of FIRMLM_IRQS */", ""])
 
 
 GENERIC_IRQS = 64
+GENERIC_CORE_CLOCK_HZ = 25_000_000  # ARM's MPS2 FPGA images
 
 
 STYLES = {
-    "STMicro/STM32F40x.svd": HeaderStyle("stm32f4xx.h", "cortex-m4", 4),
-    "Nordic/nrf51.svd": HeaderStyle("nrf51.h", "cortex-m0", 2, type_name="NRF_{group}_Type", instance_prefix="NRF_",
+    "STMicro/STM32F40x.svd": HeaderStyle("stm32f4xx.h", "cortex-m4", 4, 16_000_000),  # HSI after reset
+    "Nordic/nrf51.svd": HeaderStyle("nrf51.h", "cortex-m0", 2, 16_000_000, type_name="NRF_{group}_Type", instance_prefix="NRF_",
                                     bare_masks=False),
 }
 
@@ -349,8 +364,8 @@ def generate_bundled(out_dir: Path, cache: Path) -> list[Path]:
     """Write every bundled device header and its ``<header stem>_vectors.h`` into ``out_dir``, and
     ``generic_vectors.h`` (``IRQ<n>_Handler``) for boards without one."""
     generic = out_dir / "generic_vectors.h"
-    generic.write_text(render_vectors([(f"IRQ{n}_Handler", n) for n in range(GENERIC_IRQS)], "a board without an SVD"),
-                       encoding="utf-8")
+    generic.write_text(render_vectors([(f"IRQ{n}_Handler", n) for n in range(GENERIC_IRQS)], "a board without an SVD",
+                                      GENERIC_CORE_CLOCK_HZ), encoding="utf-8")
     written = [generic]
     for member, style in STYLES.items():
         header, vectors = render_header(fetch_cmsis_svd(member, cache), style, f"{member} ({CMSIS_SVD_SDIST})")

@@ -81,6 +81,7 @@ void Default_Handler(void) { firmlm_exit(135); }
 /* A task defines any of these to handle its interrupt; the others fall to Default_Handler. vectors.h names the
  * device's interrupts (TIM2_IRQHandler ...), or IRQ<n>_Handler on a board without a device header. */
 #include "vectors.h"
+uint32_t SystemCoreClock = FIRMLM_CORE_CLOCK_HZ; /* CMSIS's name for the core clock (Hz); a task may change it */
 #define WEAK_HANDLER(name) void name(void) __attribute__((weak, alias("Default_Handler")))
 WEAK_HANDLER(SVC_Handler);
 WEAK_HANDLER(PendSV_Handler);
