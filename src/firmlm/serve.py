@@ -121,7 +121,8 @@ def make_handler(backend: LocalBackend, model_name: str, queue: GenerationQueue)
                 return
             sampling = Sampling(float(temperature), float(top_p), int(seed)) if temperature > 0 else None
             try:
-                (text,) = queue.run(lambda: backend.complete([prompt], max_tokens, sampling))
+                (text,) = queue.run(lambda: backend.complete([prompt], max_tokens) if sampling is None
+                                    else backend.complete([prompt], max_tokens, sampling))
             except QueueFull as exc:
                 self._error(503, str(exc), "server_busy", {"Retry-After": str(RETRY_AFTER_S)})
                 return

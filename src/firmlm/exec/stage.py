@@ -105,8 +105,10 @@ class _Answerer:
         return task.instruction if self.chat else task.prompt
 
     def answer(self, prompts: list[str], seed: int) -> list[str | None]:
-        sampling = None if self.cfg.samples == 1 else Sampling(self.cfg.temperature, self.cfg.top_p, seed)
-        return self.backend.complete(prompts, self.cfg.max_new_tokens, sampling)
+        if self.cfg.samples == 1:  # greedy: the backends' two-argument call
+            return self.backend.complete(prompts, self.cfg.max_new_tokens)
+        return self.backend.complete(prompts, self.cfg.max_new_tokens,
+                                     Sampling(self.cfg.temperature, self.cfg.top_p, seed))
 
     def solution(self, task: ExecTask, answer: str | None) -> str | None:
         if answer is None:
