@@ -5,7 +5,6 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from firmlm.config import load_config
 from firmlm.sweep.live import trials_table
 from firmlm.sweep.space import suggest
 from firmlm.sweep.study import make_pruner, make_sampler

@@ -134,6 +134,8 @@ def suggest(trial, space: dict[str, SweepParamConfig]) -> dict[str, Any]:
 
 
 def configurations(space: dict[str, SweepParamConfig]) -> list[dict[str, Any]]:
-    """Every configuration of a finite space, in order."""
-    values = grid(space) or {}
+    """Every configuration of a finite space, in order; none for a continuous one."""
+    values = grid(space)
+    if values is None:
+        return []
     return [dict(zip(values, combo)) for combo in itertools.product(*values.values())]

@@ -64,8 +64,7 @@ def finished(study, cfg: FirmlmConfig) -> bool:
     trials = study.get_trials(deepcopy=False)
     if sum(counted(t) for t in trials) >= cfg.sweep.n_trials:
         return True
-    size = space_size(cfg.sweep.space)
-    if size is None:
+    if space_size(cfg.sweep.space) is None:
         return False
     taken = _taken(study)
     return all(c in taken for c in configurations(cfg.sweep.space))
@@ -81,7 +80,7 @@ class Objective:
     def _queue_untaken(self, study) -> None:
         taken = _taken(study)
         waiting = [t.params for t in study.get_trials(deepcopy=False) if t.state.name == "WAITING"]
-        for config in configurations(self.cfg.sweep.space) if space_size(self.cfg.sweep.space) else []:
+        for config in configurations(self.cfg.sweep.space):
             if config not in taken and config not in waiting:
                 study.enqueue_trial(config)
                 return
